@@ -1,0 +1,184 @@
+--- leadpipe.mock: a fake Leadpipe Intent Audiences API, for tests, examples, benchmarks
+-- and for trying your own scripts offline.
+--
+--   local mock = require "leadpipe.mock"
+--   local srv = assert(mock.start{ queued_ms = 200, running_ms = 200 })
+--   -- point a client at srv.url with srv.api_key; read srv.audience
+--   srv:stop()
+--
+-- It is a real HTTP server (libmicrohttpd, in leadpipe.mockserver) on 127.0.0.1, run by its
+-- own threads inside this process: runs go queued -> running -> completed (or failed),
+-- people rows are generated deterministically from the seed, and faults (429 with
+-- Retry-After, 5xx, dropped connections, truncated bodies, latency) can be injected. A
+-- request that failed by injection is never failed again when it is retried, so a correct
+-- client gets every row exactly once. The contract is in docs/internals.md.
+local mockserver = require "leadpipe.mockserver"
+
+local _M = {
+    _VERSION = "leadpipe.mock 0.1.0",
+    DEFAULT_KEY = mockserver.DEFAULT_KEY,
+    FAULT_KINDS = mockserver.FAULT_KINDS,
+}
+
+--- Ids of the default audiences, by what they are good for.
+_M.AUDIENCE = {
+    small = "6f1c2a4e-8b3d-4c5f-9a7e-1d2b3c4d5e6f",    -- 1,000 rows
+    medium = "7a2d3b5f-9c4e-4d6a-8b8f-2e3c4d5e6f70",   -- 20,000 rows
+    empty = "8b3e4c6a-ad5f-4e7b-9c9a-3f4d5e6f7081",    -- 0 rows
+    failing = "9c4f5d7b-be6a-4f8c-8dab-4a5e6f708192",  -- every run fails
+    large = "ad5a6e8c-cf7b-4a9d-9ebc-5b6f708192a3",    -- 1,000,000 rows
+}
+
+--- The default audiences (`srv.audience` is the first).
+_M.AUDIENCES = {
+    { id = _M.AUDIENCE.small, rows = 1000, name = "small" },
+    { id = _M.AUDIENCE.medium, rows = 20000, name = "medium" },
+    { id = _M.AUDIENCE.empty, rows = 0, name = "empty" },
+    { id = _M.AUDIENCE.failing, rows = 50, name = "failing",
+      fail = { code = "HYDRATION_FAILED", message = "people hydration failed; queue a new run" } },
+    { id = _M.AUDIENCE.large, rows = 1000000, name = "large" },
+}
+
+-- Options that only the Lua face knows (serve); never passed to C.
+local LUA_ONLY = { duration = true, output = true }
+
+local Server = {}
+Server.__index = Server
+
+local function copy_options(opts, fname)
+    if opts == nil then
+        opts = {}
+    end
+    if type(opts) ~= "table" then
+        error("leadpipe.mock." .. fname .. ": options must be a table", 3)
+    end
+    local c = {}
+    for k, v in pairs(opts) do
+        c[k] = v
+    end
+    return c
+end
+
+local function start(opts, fname)
+    local c_opts = {}
+    for k, v in pairs(opts) do
+        if not LUA_ONLY[k] then
+            c_opts[k] = v
+        end
+    end
+    local auds = opts.audiences or _M.AUDIENCES
+    if type(auds) ~= "table" then
+        error("leadpipe.mock." .. fname .. ": audiences must be an array", 3)
+    end
+    local c_auds, public = {}, {}
+    for i, a in ipairs(auds) do
+        if type(a) ~= "table" or type(a.id) ~= "string" then
+            error("leadpipe.mock." .. fname .. ": audiences[" .. i .. "] needs a string id", 3)
+        end
+        c_auds[i] = { id = a.id, rows = a.rows, fail = a.fail }
+        local fail = a.fail
+        if fail == true then
+            fail = { code = "RUN_FAILED", message = "the run failed" }
+        end
+        public[i] = { id = a.id:lower(), rows = a.rows or 1000, fail = fail or nil, name = a.name }
+    end
+    c_opts.audiences = c_auds
+    c_opts.api_key = opts.api_key or _M.DEFAULT_KEY
+    local ud, err = mockserver.start(c_opts)
+    if not ud then
+        return nil, err
+    end
+    local srv = setmetatable({
+        _ud = ud,
+        port = ud:port(),
+        api_key = c_opts.api_key,
+        audiences = public,
+        audience = public[1] and public[1].id,
+    }, Server)
+    srv.url = "http://127.0.0.1:" .. srv.port
+    srv.redirect_url = "http://127.0.0.1:" .. ud:redirect_port()
+    return srv
+end
+
+--- Starts a server. Returns the server, or nil and a message when it cannot listen.
+-- Raises on bad options. See docs/internals.md for every option.
+function _M.start(opts)
+    return start(copy_options(opts, "start"), "start")
+end
+
+--- Counts of requests by endpoint and status, connections, runs, faults and the export
+-- listener: { requests = { [endpoint] = { [status] = n } }, connections =, runs_created =,
+-- idempotency_keys =, faults =, faults_by_kind = { [kind] = n }, redirect_requests =,
+-- redirect_key_seen = }. Still readable after stop().
+function Server:stats()
+    return self._ud:stats()
+end
+
+--- Changes faults, latency_ms, queued_ms, running_ms or gzip while running.
+-- `faults = false` turns injection off.
+function Server:configure(opts)
+    if type(opts) ~= "table" then
+        error("leadpipe.mock: configure needs a table", 2)
+    end
+    self._ud:configure(opts)
+    return self
+end
+
+function Server:reset_stats()
+    self._ud:reset_stats()
+end
+
+function Server:running()
+    return self._ud:running()
+end
+
+--- Stops listening and closes every connection. Idempotent; also happens on collection.
+function Server:stop()
+    self._ud:stop()
+end
+
+Server.__close = Server.stop
+
+function Server.__tostring(self)
+    return "leadpipe.mock " .. self.url .. (self._ud:running() and " (running)" or " (stopped)")
+end
+
+--- Runs a server in the foreground: prints its URL, key and audience ids, then waits for
+-- SIGINT or SIGTERM (or `duration` seconds) and stops. Returns true and the signal name
+-- (nil after `duration`), or nil and a message when it cannot listen.
+--   lua5.4 -e 'require("leadpipe.mock").serve{ port = 8080 }'
+function _M.serve(opts)
+    opts = copy_options(opts, "serve")
+    if opts.port == nil then
+        opts.port = 8080
+    end
+    local out = opts.output or io.stdout
+    local srv, err = start(opts, "serve")
+    if not srv then
+        return nil, err
+    end
+    out:write("leadpipe mock API listening on ", srv.url, "\n")
+    out:write("  api key   ", srv.api_key, "\n")
+    for _, a in ipairs(srv.audiences) do
+        local note = a.rows .. " rows"
+        if a.fail then
+            note = note .. ", runs fail with " .. tostring(a.fail.code or "RUN_FAILED")
+        end
+        if a.name then
+            note = a.name .. ", " .. note
+        end
+        out:write("  audience  ", a.id, "  (", note, ")\n")
+    end
+    out:write("  exports   ", srv.redirect_url, "\n")
+    out:write("try: curl -X POST -H 'x-api-key: ", srv.api_key, "' ", srv.url,
+        "/v1/intent/audiences/", srv.audience or "<id>", "/runs\n")
+    out:write("stop with Ctrl-C\n")
+    if out.flush then out:flush() end
+    local sig = mockserver.wait_signal(opts.duration)
+    srv:stop()
+    out:write("leadpipe mock API stopped", sig and (" (" .. sig .. ")") or "", "\n")
+    if out.flush then out:flush() end
+    return true, sig
+end
+
+return _M
