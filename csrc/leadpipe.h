@@ -1,0 +1,27 @@
+/*
+ * leadpipe.h: build-wide definitions of leadpipe.core (version, symbol visibility).
+ *
+ * Only luaopen_leadpipe_core is exported from core.so; every cross-file lp_*
+ * function is declared LP_PRIVATE so that it stays hidden even when the object
+ * files are linked into a larger program.
+ *
+ * Copyright (c) leadpipe authors. MIT license (see LICENSE).
+ */
+#ifndef LEADPIPE_H
+#define LEADPIPE_H
+
+#define LP_VERSION "0.1.0"
+#define LP_NAME "leadpipe.core"
+
+#if defined(_WIN32)
+#define LP_API __declspec(dllexport)
+#define LP_PRIVATE
+#elif defined(__GNUC__)
+#define LP_API __attribute__((visibility("default")))
+#define LP_PRIVATE __attribute__((visibility("hidden")))
+#else
+#define LP_API
+#define LP_PRIVATE
+#endif
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * lp_request.h: the request userdata, one HTTP transfer (a libcurl easy
+ * handle) in a session.
+ *
+ * The transfer starts when the request is made and is advanced by its
+ * session; libcurl's callbacks only append to C buffers owned by the request
+ * (no Lua call, so no Lua error can cross libcurl). When the transfer ends,
+ * the easy handle goes back to libcurl and only the result stays.
+ *
+ * Copyright (c) leadpipe authors. MIT license (see LICENSE).
+ */
+#ifndef LP_REQUEST_H
+#define LP_REQUEST_H
+
+#include <curl/curl.h>
+
+#include "lp_buffer.h"
+#include "lp_compat.h"
+#include "lp_session.h"
+#include "leadpipe.h"
+
+#define LP_REQUEST_MT "leadpipe.request"
+
+/* States; a new userdata is all zero, so it starts closed. */
+#define LP_REQ_CLOSED 0
+#define LP_REQ_RUNNING 1
+#define LP_REQ_DONE 2
+
+typedef struct lp_request_t {
+    int state;
+    CURL *easy;                  /* while running */
+    struct curl_slist *headers;  /* while running */
+    lp_session_t *session;       /* while running: the session whose multi holds easy */
+    struct lp_request_t *prev;   /* in session->transfers */
+    struct lp_request_t *next;
+    lp_buffer_t head;            /* header lines of the last response */
+    lp_buffer_t body;
+    size_t max_response;
+    long status;
+    CURLcode result;
+    int too_large;               /* LP_TOO_LARGE_* when a callback refused more data */
+    int out_of_memory;           /* a callback could not grow a buffer */
+    int aborted;                 /* the session was closed while it ran */
+    char errbuf[CURL_ERROR_SIZE];
+} lp_request_t;
+
+/* Registers the request metatable. Stack: unchanged. */
+LP_PRIVATE void lp_request_open(lua_State *L);
+
+/* session:request(opts): the open session s is at index 1, the options at 2.
+ * Pushes a running request and returns 1; raises on bad options or when out
+ * of memory (after freeing whatever it took). */
+LP_PRIVATE int lp_request_new(lua_State *L, lp_session_t *s);
+
+/* The session saw the transfer of r end with rc: keeps the result, gives the
+ * easy handle back and unlinks r from the session. */
+LP_PRIVATE void lp_request_finish(lp_request_t *r, CURLcode rc);
+
+/* The session is closing: stops the transfer of r and unlinks it; r then
+ * reports kind "aborted". */
+LP_PRIVATE void lp_request_abort(lp_request_t *r);
+
+#endif
