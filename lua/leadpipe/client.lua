@@ -1,0 +1,604 @@
+-- leadpipe.client: the API client. Runs, results, waiting, lazy page and row iterators.
+--
+-- Conventions: calls that do one thing return `value` or `nil, err`; iterators raise `err`
+-- (a `for` loop that stopped silently would lose rows). Bad arguments are caught before any
+-- request: calls return an error of kind "invalid_argument", iterator constructors and
+-- leadpipe.new raise it. Every wait goes through the client's host (leadpipe.hosts).
+
+local core = require "leadpipe.core"
+local errors = require "leadpipe.errors"
+local http = require "leadpipe.http"
+local hosts = require "leadpipe.hosts"
+
+local setmetatable, type, tostring, pairs, ipairs, error, select =
+    setmetatable, type, tostring, pairs, ipairs, error, select
+local floor, min, huge = math.floor, math.min, math.huge
+local remove, concat, sort = table.remove, table.concat, table.sort
+local getenv = os.getenv
+
+local VERSION = "0.1.0"
+
+local _M = { _VERSION = VERSION }
+
+local Client = {}
+Client.__index = Client
+Client.__name = "leadpipe.client"
+
+local DEFAULT_BASE_URL = "https://api.aws53.cloud"
+
+-- ===== argument checking =====
+
+local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+
+local function invalid(fname, arg, rule)
+    return errors.new("invalid_argument", fname .. ": " .. arg .. " " .. rule,
+        { code = "INVALID_ARGUMENT", argument = arg })
+end
+
+local function is_integer(v)
+    return type(v) == "number" and v == floor(v) and v > -huge and v < huge
+end
+
+local function check_id(fname, arg, v)
+    if type(v) ~= "string" then
+        return invalid(fname, arg, "must be a UUID string (got " .. type(v) .. ")")
+    end
+    if not v:find(UUID) then
+        return invalid(fname, arg, "must be a UUID like 8c4a1f52-3b9e-4d1a-9f0e-2b7c6d5e4f3a (got "
+            .. ("%q"):format(v:sub(1, 60)) .. ")")
+    end
+end
+
+local function check_int(fname, arg, v, lo, hi)
+    if v == nil then return end
+    if not is_integer(v) or v < lo or (hi and v > hi) then
+        local range = hi and ("an integer from " .. lo .. " to " .. hi) or ("an integer >= " .. lo)
+        return invalid(fname, arg, "must be " .. range .. " (got " .. tostring(v) .. ")")
+    end
+end
+
+local function check_number(fname, arg, v, lo)
+    if v == nil then return end
+    if type(v) ~= "number" or v ~= v or v < lo then
+        return invalid(fname, arg, "must be a number >= " .. lo .. " (got " .. tostring(v) .. ")")
+    end
+end
+
+local function check_function(fname, arg, v)
+    if v ~= nil and type(v) ~= "function" then
+        return invalid(fname, arg, "must be a function (got " .. type(v) .. ")")
+    end
+end
+
+-- Checks an options table against the names it may hold; suggests the nearest name.
+local function distance(a, b)
+    local prev = {}
+    for j = 0, #b do prev[j] = j end
+    for i = 1, #a do
+        local cur = { [0] = i }
+        for j = 1, #b do
+            local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+        end
+        prev = cur
+    end
+    return prev[#b]
+end
+
+local function check_opts(fname, opts, allowed)
+    if opts == nil then return {} end
+    if type(opts) ~= "table" then
+        return nil, invalid(fname, "opts", "must be a table (got " .. type(opts) .. ")")
+    end
+    for k in pairs(opts) do
+        if not allowed[k] then
+            local names, best, bestd = {}, nil, 4
+            for name in pairs(allowed) do
+                names[#names + 1] = name
+                local d = type(k) == "string" and distance(k, name) or huge
+                if d < bestd then best, bestd = name, d end
+            end
+            sort(names)
+            local msg = "has an unknown option '" .. tostring(k) .. "'"
+                .. (best and (" (did you mean '" .. best .. "'?)") or "")
+                .. "; valid options: " .. concat(names, ", ")
+            return nil, invalid(fname, "opts", msg)
+        end
+    end
+    return opts
+end
+
+local function set(list)
+    local s = {}
+    for _, v in ipairs(list) do s[v] = true end
+    return s
+end
+
+-- Returns the first non-nil of its arguments (argument checks return an error or nil).
+local function first(...)
+    for i = 1, select("#", ...) do
+        local v = select(i, ...)
+        if v ~= nil then return v end
+    end
+end
+
+-- ===== construction =====
+
+local NEW_OPTS = set{
+    "api_key", "base_url", "timeout", "connect_timeout", "max_retries", "user_agent", "host",
+    "backoff_base", "backoff_max", "max_retry_after", "max_response", "verify", "logger",
+    "wait_timeout", "poll_interval", "max_poll_interval",
+}
+
+local function raise(err, level)
+    error(err, level and level + 1 or 2)
+end
+
+--- leadpipe.new(opts) -> client. Raises an invalid_argument error on bad options.
+function _M.new(opts)
+    local o, err = check_opts("leadpipe.new", opts, NEW_OPTS)
+    if not o then raise(err, 2) end
+    local fname = "leadpipe.new"
+    local api_key = o.api_key
+    if api_key == nil then api_key = getenv("LEADPIPE_API_KEY") end
+    if type(api_key) ~= "string" or api_key == "" then
+        raise(invalid(fname, "api_key", "is required: pass api_key or set LEADPIPE_API_KEY"), 2)
+    end
+    if api_key:find("[%c%s]") then
+        raise(invalid(fname, "api_key", "must not contain spaces or control characters"), 2)
+    end
+    local base_url = o.base_url or getenv("LEADPIPE_BASE_URL") or DEFAULT_BASE_URL
+    if type(base_url) ~= "string" or not base_url:find("^[hH][tT][tT][pP][sS]?://[^/?#]+") then
+        raise(invalid(fname, "base_url", "must be an http:// or https:// URL (got "
+            .. tostring(base_url) .. ")"), 2)
+    end
+    base_url = base_url:gsub("/+$", "")
+    err = first(
+        check_number(fname, "timeout", o.timeout, 0.001),
+        check_number(fname, "connect_timeout", o.connect_timeout, 0.001),
+        check_int(fname, "max_retries", o.max_retries, 0, 10),
+        check_number(fname, "backoff_base", o.backoff_base, 0),
+        check_number(fname, "backoff_max", o.backoff_max, 0),
+        check_number(fname, "max_retry_after", o.max_retry_after, 0),
+        check_int(fname, "max_response", o.max_response, 1024),
+        check_number(fname, "wait_timeout", o.wait_timeout, 0),
+        check_number(fname, "poll_interval", o.poll_interval, 0.001),
+        check_number(fname, "max_poll_interval", o.max_poll_interval, 0.001),
+        check_function(fname, "logger", o.logger))
+    if err then raise(err, 2) end
+    if o.user_agent ~= nil and type(o.user_agent) ~= "string" then
+        raise(invalid(fname, "user_agent", "must be a string"), 2)
+    end
+    if o.verify ~= nil and type(o.verify) ~= "boolean" then
+        raise(invalid(fname, "verify", "must be a boolean"), 2)
+    end
+    local host, herr = hosts.resolve(o.host)
+    if not host then raise(invalid(fname, "host", herr), 2) end
+
+    local ua = "leadpipe-lua/" .. VERSION .. " " .. core.curl_version:match("^(%S+)")
+        .. " " .. _VERSION:gsub(" ", "/")
+    if o.user_agent then ua = ua .. " " .. o.user_agent end
+
+    local transport = http.new{
+        base_url = base_url,
+        api_key = api_key,
+        host = host,
+        timeout = o.timeout or 60,
+        connect_timeout = o.connect_timeout or 10,
+        max_retries = o.max_retries or 3,
+        backoff_base = o.backoff_base or 0.5,
+        backoff_max = o.backoff_max or 20,
+        max_retry_after = o.max_retry_after or 60,
+        max_response = o.max_response or 256 * 1024 * 1024,
+        user_agent = ua,
+        verify = o.verify ~= false,
+        logger = o.logger,
+    }
+    return setmetatable({
+        base_url = base_url,
+        host = host,
+        user_agent = ua,
+        wait_timeout = o.wait_timeout or 600,
+        poll_interval = o.poll_interval or 1,
+        max_poll_interval = o.max_poll_interval or 10,
+        transport = transport,
+    }, Client)
+end
+
+Client.__tostring = function(c)
+    return "leadpipe.client(" .. c.base_url .. ", host=" .. (c.host.name or "custom") .. ")"
+end
+
+--- Closes the client's connections; in-flight requests are abandoned. Idempotent.
+function Client:close()
+    self.transport:close()
+end
+Client.__close = Client.close
+
+-- ===== paths and pages =====
+
+local function audience_path(aud)
+    return "/v1/intent/audiences/" .. aud
+end
+
+local function run_path(aud, run_id)
+    return "/v1/intent/audiences/" .. aud .. "/runs/" .. run_id
+end
+
+local function empty_array()
+    return setmetatable({}, core.array_mt)
+end
+
+-- Turns a results response (202 or 200) into a page table.
+local function to_page(status, body, limit, offset)
+    local data = type(body) == "table" and body.data
+    if type(data) ~= "table" then
+        return nil, errors.new("decode", "results response has no data object", { status = status })
+    end
+    local run = type(data.run) == "table" and data.run or {}
+    local results = type(data.results) == "table" and data.results or empty_array()
+    local page = {
+        run = run,
+        results = results,
+        limit = data.limit or limit,
+        offset = data.offset or offset,
+        request_id = type(body.meta) == "table" and body.meta.request_id or nil,
+    }
+    if status == 202 then
+        page.state = data.state or run.status or "running"
+        page.total = data.total or 0
+    else
+        page.state = "completed"
+        local total = data.total or run.resultCount
+        if not is_integer(total) then
+            -- No total: a short page is the last one.
+            total = offset + #results + (#results >= limit and 1 or 0)
+        end
+        page.total = total
+    end
+    return page
+end
+
+local function finish_page(self, call, limit, offset)
+    local status, headers, body = self.transport:finish(call)
+    if not status then return nil, headers end
+    return to_page(status, body, limit, offset)
+end
+
+local function start_page(self, aud, run_id, limit, offset)
+    return self.transport:start{
+        path = run_path(aud, run_id) .. "/results",
+        query = { limit = limit, offset = offset },
+    }
+end
+
+-- ===== runs =====
+
+--- client:create_run(audience_id, { idempotency_key = }) -> run | nil, err
+-- The key (generated when not given) is sent on every retry, so a retry never makes a
+-- second run; the run echoes it in run.idempotencyKey.
+function Client:create_run(aud, opts)
+    local fname = "create_run"
+    local o, err = check_opts(fname, opts, set{ "idempotency_key" })
+    if not o then return nil, err end
+    err = check_id(fname, "audience_id", aud)
+    if err then return nil, err end
+    local key = o.idempotency_key
+    if key ~= nil then
+        if type(key) ~= "string" or #key == 0 or #key > 120 or key:find("[%c]") then
+            return nil, invalid(fname, "idempotency_key",
+                "must be a string of 1 to 120 printable characters")
+        end
+    else
+        key = core.uuid()
+    end
+    local status, headers, body = self.transport:request{
+        method = "POST",
+        path = audience_path(aud) .. "/runs",
+        body = '{"runType":"manual"}',
+        idempotency_key = key,
+    }
+    if not status then return nil, headers end
+    if type(body) ~= "table" or type(body.data) ~= "table" then
+        return nil, errors.new("decode", "create_run response has no data object", { status = status })
+    end
+    return body.data
+end
+
+--- client:list_runs(audience_id, { limit = 25 }) -> array of runs, newest first | nil, err
+function Client:list_runs(aud, opts)
+    local fname = "list_runs"
+    local o, err = check_opts(fname, opts, set{ "limit" })
+    if not o then return nil, err end
+    err = check_id(fname, "audience_id", aud) or check_int(fname, "limit", o.limit, 1, 100)
+    if err then return nil, err end
+    local status, headers, body = self.transport:request{
+        path = audience_path(aud) .. "/runs",
+        query = o.limit and { limit = o.limit } or nil,
+    }
+    if not status then return nil, headers end
+    if type(body) ~= "table" or type(body.data) ~= "table" then
+        return nil, errors.new("decode", "list_runs response has no data array", { status = status })
+    end
+    return body.data
+end
+
+--- client:cancel_run(audience_id, run_id) -> run | nil, err  (only a queued run can be cancelled)
+function Client:cancel_run(aud, run_id)
+    local fname = "cancel_run"
+    local err = check_id(fname, "audience_id", aud) or check_id(fname, "run_id", run_id)
+    if err then return nil, err end
+    local status, headers, body = self.transport:request{ method = "DELETE", path = run_path(aud, run_id) }
+    if not status then return nil, headers end
+    return type(body) == "table" and body.data or {}
+end
+
+--- client:stats(audience_id, run_id) -> stats data | nil, err (kind "not_ready" while pending)
+function Client:stats(aud, run_id)
+    local fname = "stats"
+    local err = check_id(fname, "audience_id", aud) or check_id(fname, "run_id", run_id)
+    if err then return nil, err end
+    local status, headers, body = self.transport:request{ path = run_path(aud, run_id) .. "/stats" }
+    if not status then return nil, headers end
+    if status == 202 then
+        return nil, errors.new("not_ready", "run " .. run_id .. " is not completed yet",
+            { status = 202, retryable = true })
+    end
+    return type(body) == "table" and body.data or nil
+end
+
+--- client:export_csv(audience_id, run_id) -> csv text | nil, err
+-- Follows the API's redirect to the file host without sending it the API key.
+function Client:export_csv(aud, run_id)
+    local fname = "export_csv"
+    local err = check_id(fname, "audience_id", aud) or check_id(fname, "run_id", run_id)
+    if err then return nil, err end
+    local status, headers, body = self.transport:request{
+        path = run_path(aud, run_id) .. "/export.csv", raw = true,
+    }
+    if not status then return nil, headers end
+    return body
+end
+
+-- ===== results =====
+
+local RESULTS_OPTS = set{ "limit", "offset" }
+
+local function check_page_args(fname, aud, run_id, o)
+    return first(check_id(fname, "audience_id", aud), check_id(fname, "run_id", run_id),
+        check_int(fname, "limit", o.limit, 1, 500), check_int(fname, "offset", o.offset, 0))
+end
+
+--- client:results(audience_id, run_id, { limit = 100, offset = 0 }) -> page | nil, err
+-- page = { state = "queued"|"running"|"completed", run, results, total, limit, offset }.
+-- A failed or cancelled run is an error of kind run_failed / run_cancelled with err.run.
+function Client:results(aud, run_id, opts)
+    local fname = "results"
+    local o, err = check_opts(fname, opts, RESULTS_OPTS)
+    if not o then return nil, err end
+    err = check_page_args(fname, aud, run_id, o)
+    if err then return nil, err end
+    local limit, offset = o.limit or 100, o.offset or 0
+    return finish_page(self, start_page(self, aud, run_id, limit, offset), limit, offset)
+end
+
+-- Polls with a growing interval until `fetch()` returns a completed page, the deadline
+-- passes (kind "timeout") or an error. fetch() -> page | nil, err.
+local function poll_until_complete(self, fetch, run_id, o)
+    local host = self.host
+    local timeout = o.timeout or self.wait_timeout
+    local interval = o.interval or self.poll_interval
+    local max_interval = o.max_interval or self.max_poll_interval
+    local deadline = host.now() + timeout
+    while true do
+        local page, err = fetch()
+        if not page then return nil, err end
+        if page.state == "completed" then return page end
+        if o.on_poll then o.on_poll(page) end
+        local left = deadline - host.now()
+        if left <= 0 then
+            return nil, errors.new("timeout", "run " .. run_id .. " still " .. tostring(page.state)
+                .. " after " .. timeout .. " s", { code = "WAIT_TIMEOUT", retryable = true })
+        end
+        host.sleep(min(interval, left))
+        interval = min(interval * 1.5, max_interval)
+    end
+end
+
+local WAIT_OPTS = set{ "timeout", "interval", "max_interval", "on_poll" }
+
+local function check_wait_opts(fname, o)
+    return first(check_number(fname, "timeout", o.timeout, 0),
+        check_number(fname, "interval", o.interval, 0.001),
+        check_number(fname, "max_interval", o.max_interval, 0.001),
+        check_function(fname, "on_poll", o.on_poll))
+end
+
+--- client:wait_run(audience_id, run_id, { timeout = 600, interval = 1, max_interval = 10,
+--  on_poll = function(page) end }) -> completed run | nil, err
+function Client:wait_run(aud, run_id, opts)
+    local fname = "wait_run"
+    local o, err = check_opts(fname, opts, WAIT_OPTS)
+    if not o then return nil, err end
+    err = check_id(fname, "audience_id", aud) or check_id(fname, "run_id", run_id)
+        or check_wait_opts(fname, o)
+    if err then return nil, err end
+    local page
+    page, err = poll_until_complete(self, function()
+        return self:results(aud, run_id, { limit = 1 })
+    end, run_id, o)
+    if not page then return nil, err end
+    return page.run
+end
+
+local PAGES_OPTS = set{ "limit", "offset", "wait", "prefetch", "timeout", "interval", "max_interval",
+                        "on_poll" }
+
+-- Iterator of pages. Raises errors. The fourth value closes it (Lua 5.4 to-be-closed).
+local function page_iterator(self, aud, run_id, o)
+    local limit, prefetch = o.limit or 100, o.prefetch or 1
+    local transport = self.transport
+    local next_offset = o.offset or 0
+    local total
+    local done = false
+    local inflight = {} -- { offset =, call = }, in offset order
+
+    local function drop_inflight()
+        for i = #inflight, 1, -1 do
+            transport:cancel(inflight[i].call)
+            inflight[i] = nil
+        end
+    end
+
+    local function fetch_at(offset)
+        return finish_page(self, start_page(self, aud, run_id, limit, offset), limit, offset)
+    end
+
+    local function first_page()
+        if o.wait == false then
+            local page, err = fetch_at(next_offset)
+            if page and page.state ~= "completed" then
+                err = errors.new("not_ready", "run " .. run_id .. " is " .. tostring(page.state)
+                    .. " (pass wait = true to wait for it)", { status = 202, retryable = true })
+                page = nil
+            end
+            return page, err
+        end
+        return poll_until_complete(self, function() return fetch_at(next_offset) end, run_id, o)
+    end
+
+    local function next_page()
+        local slot = remove(inflight, 1)
+        if slot and slot.offset ~= next_offset then
+            transport:cancel(slot.call)
+            drop_inflight()
+            slot = nil
+        end
+        if not slot then
+            return fetch_at(next_offset)
+        end
+        return finish_page(self, slot.call, limit, slot.offset)
+    end
+
+    local function iter()
+        if done then return nil end
+        local page, err
+        if total == nil then page, err = first_page() else page, err = next_page() end
+        if page and page.state ~= "completed" then
+            err = errors.new("http", "run " .. run_id .. " went back to " .. tostring(page.state),
+                { status = 202 })
+            page = nil
+        end
+        if not page then
+            done = true
+            drop_inflight()
+            error(err, 0)
+        end
+        total = page.total
+        local n = #page.results
+        page.offset = next_offset
+        if n == 0 and next_offset < total then
+            done = true
+            drop_inflight()
+            error(errors.new("http", ("empty page at offset %d although total is %d"):format(
+                next_offset, total), { code = "SHORT_RESULTS" }), 0)
+        end
+        next_offset = next_offset + n
+        if next_offset >= total then
+            done = true
+            drop_inflight()
+        else
+            local ahead = next_offset + #inflight * limit
+            while #inflight < prefetch and ahead < total do
+                inflight[#inflight + 1] = {
+                    offset = ahead, call = start_page(self, aud, run_id, limit, ahead),
+                }
+                ahead = ahead + limit
+            end
+        end
+        return page
+    end
+
+    local closer = setmetatable({}, { __close = function()
+        done = true
+        drop_inflight()
+    end })
+    return iter, nil, nil, closer
+end
+
+-- Checks the arguments shared by pages() and people().
+local function check_iter_args(fname, aud, run_id, o)
+    local err = check_page_args(fname, aud, run_id, o) or check_int(fname, "prefetch", o.prefetch, 0, 16)
+        or check_wait_opts(fname, o)
+    if err then return err end
+    if o.wait ~= nil and type(o.wait) ~= "boolean" then
+        return invalid(fname, "wait", "must be a boolean (got " .. type(o.wait) .. ")")
+    end
+end
+
+--- client:pages(audience_id, run_id, { limit = 100, offset = 0, wait = true, prefetch = 1,
+--  timeout =, interval =, on_poll = }) -> iterator of pages
+-- Follows the documented stop rule (offset + #results >= total). Waits for a pending run
+-- unless wait = false. `prefetch` pages are requested ahead while the caller works.
+function Client:pages(aud, run_id, opts)
+    local fname = "pages"
+    local o, err = check_opts(fname, opts, PAGES_OPTS)
+    if not o then error(err, 2) end
+    err = check_iter_args(fname, aud, run_id, o)
+    if err then error(err, 2) end
+    return page_iterator(self, aud, run_id, o)
+end
+
+local PEOPLE_OPTS = set{ "limit", "offset", "wait", "prefetch", "timeout", "interval", "max_interval",
+                         "on_poll", "where", "filter", "on_page" }
+
+--- client:people(audience_id, run_id, { where = {...}, filter = fn, on_page = fn, ...pages opts })
+-- -> iterator of person rows across pages, each exactly once.
+function Client:people(aud, run_id, opts)
+    local fname = "people"
+    local o, err = check_opts(fname, opts, PEOPLE_OPTS)
+    if not o then error(err, 2) end
+    err = check_iter_args(fname, aud, run_id, o) or check_function(fname, "filter", o.filter)
+        or check_function(fname, "on_page", o.on_page)
+    if err then error(err, 2) end
+    local pred = o.filter
+    if o.where ~= nil then
+        local filter = require "leadpipe.filter"
+        local ok, p = pcall(filter.where, o.where)
+        if not ok then
+            error(invalid(fname, "where", (tostring(p):gsub("^[^:]*:%d+: ", ""):gsub("^where: ", ""))), 2)
+        end
+        pred = pred and filter.all(pred, p) or p
+    end
+    local page_opts = {}
+    for k in pairs(PAGES_OPTS) do page_opts[k] = o[k] end
+    local pages, _, _, closer = page_iterator(self, aud, run_id, page_opts)
+    local on_page = o.on_page
+    local transport = self.transport
+    local results, i = nil, 0
+    local iter = function()
+        while true do
+            if results then
+                i = i + 1
+                local row = results[i]
+                if row == nil then
+                    results = nil
+                else
+                    -- let prefetched pages arrive while the caller works on rows
+                    if i % 128 == 0 then transport:pump() end
+                    if not pred or pred(row) then return row end
+                end
+            else
+                local page = pages()
+                if not page then return nil end
+                if on_page then on_page(page) end
+                results, i = page.results, 0
+            end
+        end
+    end
+    return iter, nil, nil, closer
+end
+
+_M.Client = Client
+
+return _M

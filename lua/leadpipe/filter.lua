@@ -1,0 +1,669 @@
+-- leadpipe.filter: predicates over person rows and helpers for any iterator of rows.
+--
+-- A row is a plain table as decoded by leadpipe.core: JSON nulls are ABSENT keys, so any
+-- field, and any nested object (company, geo, intent), may be missing. Every predicate here
+-- is nil-safe: a missing field simply does not match.
+--
+-- A predicate is a function(row) -> boolean. Build them with the constructors
+-- (`min_score(80)`, `seniority("director", "vp")`, ...) or from a table with `where{...}`,
+-- combine them with `all`, `any` and `negate`, and apply them with `filter`.
+--
+-- The iterator helpers take an "iterator of rows": a function that returns the next row on
+-- each call and nil at the end (client:people(), io.lines() piped through json.decode, a
+-- helper's result), or an array of rows. They never pull a row they do not need: `take(it, 5)`
+-- calls `it` at most 5 times.
+--
+-- Misuse (a wrong argument type or value) raises with error(msg, 2), naming the function,
+-- the argument and the rule.
+--
+-- Licensed under the MIT license, like the rest of leadpipe.
+
+local type, tostring, tonumber, select = type, tostring, tonumber, select
+local pairs, ipairs, next, error = pairs, ipairs, next, error
+local getmetatable = getmetatable
+local lower, find, sub, match, format = string.lower, string.find, string.sub, string.match, string.format
+local concat, sort = table.concat, table.sort
+local huge = math.huge
+
+local _M = { _VERSION = "0.1.0" }
+
+-- ===== Seniority ranks =====================================================================
+
+--- The default rank of each seniority, used by `seniority_at_least`. Higher is more senior:
+--   entry (1) < senior (2) < manager (3) < director (4) < vp (5) < c_suite (6)
+-- `owner` and `partner` rank with `c_suite` (6): they run the business. `cxo` (a legacy
+-- spelling of c_suite in the API's older examples) ranks 6 too. Any other value (e.g.
+-- "training", "unpaid") and a missing seniority have no rank and never pass an at-least test.
+-- Replace the table with `set_ranks{...}` (or by assigning `filter.ranks`); predicates read
+-- the table that is current when they are built.
+local default_ranks = {
+    entry = 1, senior = 2, manager = 3, director = 4, vp = 5,
+    c_suite = 6, owner = 6, partner = 6, cxo = 6,
+}
+
+local function copy_ranks(t)
+    local c = {}
+    for k, v in pairs(t) do c[k] = v end
+    return c
+end
+
+_M.ranks = copy_ranks(default_ranks)
+_M.default_ranks = copy_ranks(default_ranks)
+
+local function sorted_keys(t)
+    local keys = {}
+    for k in pairs(t) do keys[#keys + 1] = tostring(k) end
+    sort(keys)
+    return keys
+end
+
+--- Replaces the rank table. `ranks` maps a seniority name (string) to a rank (a number);
+-- names are matched case-insensitively. Returns the previous table. Raises on misuse.
+function _M.set_ranks(ranks)
+    if type(ranks) ~= "table" then
+        error("set_ranks: ranks must be a table of name = number, got " .. type(ranks), 2)
+    end
+    local new = {}
+    for k, v in pairs(ranks) do
+        if type(k) ~= "string" or k == "" then
+            error("set_ranks: every key must be a non-empty seniority name (string)", 2)
+        end
+        if type(v) ~= "number" or v ~= v then
+            error("set_ranks: rank of '" .. k .. "' must be a number, got " .. type(v), 2)
+        end
+        new[lower(k)] = v
+    end
+    if next(new) == nil then error("set_ranks: ranks must not be empty", 2) end
+    local old = _M.ranks
+    _M.ranks = new
+    return old
+end
+
+-- ===== Paths ===============================================================================
+
+-- Split dotted paths are cached; the cache is bounded so that many distinct paths cannot
+-- grow it without limit.
+local path_cache, path_cache_n = {}, 0
+
+local function split_path(path)
+    local parts = path_cache[path]
+    if parts then return parts end
+    parts = {}
+    local start = 1
+    while true do
+        local dot = find(path, ".", start, true)
+        local seg = sub(path, start, (dot or 0) - 1)
+        if match(seg, "^%d+$") then
+            parts[#parts + 1] = tonumber(seg)
+        else
+            parts[#parts + 1] = seg
+        end
+        if not dot then break end
+        start = dot + 1
+    end
+    if path_cache_n >= 512 then path_cache, path_cache_n = {}, 0 end
+    path_cache[path] = parts
+    path_cache_n = path_cache_n + 1
+    return parts
+end
+
+local function valid_path(path)
+    return type(path) == "string" and path ~= "" and not find(path, "..", 1, true)
+        and sub(path, 1, 1) ~= "." and sub(path, -1) ~= "."
+end
+
+-- get without argument checks, for the hot paths below.
+local function get_parts(row, parts)
+    local v = row
+    for i = 1, #parts do
+        if type(v) ~= "table" then return nil end
+        local seg = parts[i]
+        local nv = v[seg]
+        if nv == nil and type(seg) == "number" then nv = v[tostring(seg)] end
+        v = nv
+    end
+    return v
+end
+
+--- get(row, path) -> value | nil
+-- Nil-safe access to a dotted path: get(row, "company.name") is row.company.name, or nil when
+-- row, company or name is missing (or when a step is not a table). A numeric segment indexes
+-- an array: get(row, "intent.matchedTopics.1.topicName"). Raises when path is not a dotted
+-- path string.
+function _M.get(row, path)
+    if not valid_path(path) then
+        error("get: path must be a dotted path string like \"company.name\", got "
+            .. (type(path) == "string" and format("%q", path) or type(path)), 2)
+    end
+    return get_parts(row, split_path(path))
+end
+
+-- ===== Argument checks =====================================================================
+
+local function is_callable(f)
+    if type(f) == "function" then return true end
+    local mt = getmetatable(f)
+    return type(mt) == "table" and type(mt.__call) == "function"
+end
+
+-- Collects the string arguments of fname(...) into a lower-cased set; raises on misuse.
+-- A single table argument is taken as the list of values.
+local function string_set(fname, level, ...)
+    local args = { ... }
+    local n = select("#", ...)
+    if n == 1 and type(args[1]) == "table" then
+        args = args[1]
+        n = #args
+    end
+    if n == 0 then error(fname .. ": needs at least one value", level + 1) end
+    local set = {}
+    for i = 1, n do
+        local v = args[i]
+        if type(v) ~= "string" or v == "" then
+            error(format("%s: value #%d must be a non-empty string, got %s", fname, i,
+                type(v) == "string" and "\"\"" or type(v)), level + 1)
+        end
+        set[lower(v)] = true
+    end
+    return set
+end
+
+local function check_number(fname, name, n, level)
+    if type(n) ~= "number" or n ~= n then
+        error(format("%s: %s must be a number, got %s", fname, name, type(n)), level + 1)
+    end
+end
+
+-- ===== Predicates ==========================================================================
+
+local function score_of(row)
+    local intent = type(row) == "table" and row.intent
+    local s = type(intent) == "table" and intent.score
+    return type(s) == "number" and s or nil
+end
+
+--- min_score(n) -> predicate: intent.score >= n. A row without a score does not match.
+function _M.min_score(n)
+    check_number("min_score", "n", n, 2)
+    return function(row)
+        local s = score_of(row)
+        return s ~= nil and s >= n
+    end
+end
+
+--- max_score(n) -> predicate: intent.score <= n. A row without a score does not match.
+function _M.max_score(n)
+    check_number("max_score", "n", n, 2)
+    return function(row)
+        local s = score_of(row)
+        return s ~= nil and s <= n
+    end
+end
+
+-- A predicate matching a string field (case-insensitively) against a set.
+local function field_in(field, set)
+    return function(row)
+        local v = type(row) == "table" and row[field]
+        if type(v) ~= "string" then return false end
+        if set[v] then return true end
+        return set[lower(v)] == true
+    end
+end
+
+--- seniority(...) -> predicate: row.seniority is one of the given values (case-insensitive).
+-- Takes strings, or one list of strings.
+function _M.seniority(...)
+    return field_in("seniority", string_set("seniority", 2, ...))
+end
+
+--- department(...) -> predicate: row.department is one of the given values (case-insensitive).
+function _M.department(...)
+    return field_in("department", string_set("department", 2, ...))
+end
+
+--- seniority_at_least(level) -> predicate: the row's seniority ranks at least as high as
+-- `level` in the rank table (see `ranks`). Unknown and missing seniorities never match.
+-- Raises when `level` is not in the rank table.
+function _M.seniority_at_least(level)
+    if type(level) ~= "string" then
+        error("seniority_at_least: level must be a seniority name (string), got " .. type(level), 2)
+    end
+    local ranks = _M.ranks
+    local min = ranks[lower(level)]
+    if type(min) ~= "number" then
+        error(format("seniority_at_least: unknown level %q (known: %s)", level,
+            concat(sorted_keys(ranks), ", ")), 2)
+    end
+    return function(row)
+        local v = type(row) == "table" and row.seniority
+        if type(v) ~= "string" then return false end
+        local r = ranks[v] or ranks[lower(v)]
+        return type(r) == "number" and r >= min
+    end
+end
+
+--- country(...) -> predicate: geo.countryCode or geo.country equals one of the values,
+-- case-insensitively ("US", "us" and "united states" all work).
+function _M.country(...)
+    local set = string_set("country", 2, ...)
+    return function(row)
+        local geo = type(row) == "table" and row.geo
+        if type(geo) ~= "table" then return false end
+        local code, name = geo.countryCode, geo.country
+        return (type(code) == "string" and set[lower(code)] == true)
+            or (type(name) == "string" and set[lower(name)] == true)
+    end
+end
+
+--- topic(...) -> predicate: one of intent.matchedTopics has a given topic id or name.
+-- A number matches topicId; a string matches topicName case-insensitively, and a string of
+-- digits ("117796", as typed on a command line) also matches that topicId.
+function _M.topic(...)
+    local args = { ... }
+    local n = select("#", ...)
+    if n == 1 and type(args[1]) == "table" then
+        args = args[1]
+        n = #args
+    end
+    if n == 0 then error("topic: needs at least one topic id or name", 2) end
+    local ids, names = {}, {}
+    for i = 1, n do
+        local v = args[i]
+        if type(v) == "number" and v == v then
+            ids[v] = true
+        elseif type(v) == "string" and v ~= "" then
+            names[lower(v)] = true
+            if match(v, "^%d+$") then ids[tonumber(v)] = true end
+        else
+            error(format("topic: value #%d must be a topic id (number) or name (non-empty string), got %s",
+                i, type(v) == "string" and "\"\"" or type(v)), 2)
+        end
+    end
+    return function(row)
+        local intent = type(row) == "table" and row.intent
+        local topics = type(intent) == "table" and intent.matchedTopics
+        if type(topics) ~= "table" then return false end
+        for _, t in ipairs(topics) do
+            if type(t) == "table" then
+                local id, name = t.topicId, t.topicName
+                if (id ~= nil and ids[id]) or (type(name) == "string" and names[lower(name)]) then
+                    return true
+                end
+            end
+        end
+        return false
+    end
+end
+
+-- A value is "present" unless it is nil, false, a blank string or an empty table.
+local function present(v)
+    local t = type(v)
+    if t == "string" then return find(v, "%S") ~= nil end
+    if t == "table" then return next(v) ~= nil end
+    return v ~= nil and v ~= false
+end
+
+--- has(field, ...) -> predicate: every named field (a dotted path such as "businessEmail",
+-- "phone", "linkedinUrl" or "company.domain") holds a non-empty value: not missing, not
+-- false, not a blank string, not an empty table. Takes paths, or one list of paths.
+function _M.has(...)
+    local args = { ... }
+    local n = select("#", ...)
+    if n == 1 and type(args[1]) == "table" then
+        args = args[1]
+        n = #args
+    end
+    if n == 0 then error("has: needs at least one field path", 2) end
+    local paths = {}
+    for i = 1, n do
+        if not valid_path(args[i]) then
+            error(format("has: field #%d must be a dotted path string like \"company.domain\", got %s",
+                i, type(args[i]) == "string" and format("%q", args[i]) or type(args[i])), 2)
+        end
+        paths[i] = split_path(args[i])
+    end
+    if n == 1 then
+        local parts = paths[1]
+        return function(row) return present(get_parts(row, parts)) end
+    end
+    return function(row)
+        for i = 1, n do
+            if not present(get_parts(row, paths[i])) then return false end
+        end
+        return true
+    end
+end
+
+-- ===== Combinators =========================================================================
+
+local function check_predicates(fname, ...)
+    local n = select("#", ...)
+    local ps = { ... }
+    for i = 1, n do
+        if not is_callable(ps[i]) then
+            error(format("%s: predicate #%d must be a function, got %s", fname, i, type(ps[i])), 3)
+        end
+    end
+    return ps, n
+end
+
+--- all(p1, p2, ...) -> predicate true when every predicate is (true for no predicates).
+function _M.all(...)
+    local ps, n = check_predicates("all", ...)
+    if n == 1 then return ps[1] end
+    return function(row)
+        for i = 1, n do
+            if not ps[i](row) then return false end
+        end
+        return true
+    end
+end
+
+--- any(p1, p2, ...) -> predicate true when at least one predicate is (false for none).
+function _M.any(...)
+    local ps, n = check_predicates("any", ...)
+    if n == 1 then return ps[1] end
+    return function(row)
+        for i = 1, n do
+            if ps[i](row) then return true end
+        end
+        return false
+    end
+end
+
+--- negate(p) -> predicate true when p is false.
+function _M.negate(p)
+    if not is_callable(p) then
+        error("negate: predicate must be a function, got " .. type(p), 2)
+    end
+    return function(row) return not p(row) end
+end
+
+-- ===== where{} =============================================================================
+
+-- What each where{} key takes, in the order the predicates are built (cheap ones first).
+local where_rules = {
+    { key = "min_score", kind = "number", build = _M.min_score },
+    { key = "max_score", kind = "number", build = _M.max_score },
+    { key = "seniority", kind = "strings", build = _M.seniority },
+    { key = "seniority_at_least", kind = "string", build = _M.seniority_at_least },
+    { key = "department", kind = "strings", build = _M.department },
+    { key = "country", kind = "strings", build = _M.country },
+    { key = "has", kind = "strings", build = _M.has },
+    { key = "topic", kind = "topics", build = _M.topic },
+}
+local where_keys = {}
+for _, r in ipairs(where_rules) do where_keys[r.key] = r end
+local where_key_list = sorted_keys(where_keys)
+_M.where_keys = where_key_list
+
+local rule_text = {
+    number = "must be a number",
+    string = "must be a string",
+    strings = "must be a non-empty string or a non-empty list of non-empty strings",
+    topics = "must be a topic id (number), a topic name (string) or a non-empty list of them",
+}
+
+-- Whether v fits the where{} rule `kind`; a list must be a non-empty array of fitting items.
+local function fits(kind, v)
+    if kind == "number" then return type(v) == "number" and v == v end
+    if kind == "string" then return type(v) == "string" and v ~= "" end
+    local function item(x)
+        if kind == "topics" and type(x) == "number" then return x == x end
+        return type(x) == "string" and x ~= ""
+    end
+    if type(v) ~= "table" then return item(v) end
+    local n = #v
+    if n == 0 then return false end
+    for k in pairs(v) do
+        if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then return false end
+    end
+    for i = 1, n do
+        if not item(v[i]) then return false end
+    end
+    return true
+end
+
+--- where(spec) -> predicate built from a table, as the CLI and config files use:
+--   where{ min_score = 80, max_score = 99, seniority = {"director", "vp"},
+--          seniority_at_least = "director", department = "marketing", country = {"US", "CA"},
+--          topic = {117796, "internet marketing automation"}, has = {"businessEmail", "phone"} }
+-- Each key builds the predicate of the same name; all of them must hold. A string stands
+-- for a one-item list. An empty spec matches every row. A function is returned unchanged, so
+-- a `where` option may take either. Raises naming the key and the rule on a wrong type, and
+-- naming the valid keys on an unknown key.
+function _M.where(spec)
+    if is_callable(spec) then return spec end
+    if type(spec) ~= "table" then
+        error("where: spec must be a table (or a predicate function), got " .. type(spec), 2)
+    end
+    for k in pairs(spec) do
+        if not where_keys[k] then
+            error(format("where: unknown key %s (valid keys: %s)",
+                type(k) == "string" and format("%q", k) or tostring(k), concat(where_key_list, ", ")), 2)
+        end
+    end
+    local ps = {}
+    for _, r in ipairs(where_rules) do
+        local v = spec[r.key]
+        if v ~= nil then
+            if not fits(r.kind, v) then
+                error(format("where: %s %s, got %s", r.key, rule_text[r.kind],
+                    (type(v) == "table" and r.kind ~= "string" and r.kind ~= "number")
+                        and "a table that is not such a list" or type(v)), 2)
+            end
+            if r.kind == "string" and not _M.ranks[lower(v)] then
+                error(format("where: seniority_at_least must be a known seniority (%s), got %q",
+                    concat(sorted_keys(_M.ranks), ", "), v), 2)
+            end
+            ps[#ps + 1] = r.build(v)
+        end
+    end
+    if #ps == 0 then return function() return true end end
+    return _M.all((table.unpack or unpack)(ps))
+end
+
+-- ===== Iterator helpers ====================================================================
+
+-- Turns the `iter` argument into a function returning the next row (nil at the end).
+local function to_iter(fname, iter, level)
+    if is_callable(iter) then return iter end
+    if type(iter) == "table" then
+        local i, n = 0, #iter
+        return function()
+            if i >= n then return nil end
+            i = i + 1
+            return iter[i]
+        end
+    end
+    error(fname .. ": iter must be an iterator function or an array of rows, got " .. type(iter),
+        level + 1)
+end
+
+local function check_callable(fname, name, f, level)
+    if not is_callable(f) then
+        error(format("%s: %s must be a function, got %s", fname, name, type(f)), level + 1)
+    end
+end
+
+local function check_count(fname, n, level)
+    if type(n) ~= "number" or n ~= n or n < 0 or n % 1 ~= 0 or n == huge then
+        error(format("%s: n must be a non-negative integer, got %s", fname,
+            type(n) == "number" and tostring(n) or type(n)), level + 1)
+    end
+end
+
+--- filter(iter, p) -> iterator of the rows for which p(row) is true.
+-- `p` may also be a where{} table.
+function _M.filter(iter, p)
+    local it = to_iter("filter", iter, 2)
+    if type(p) == "table" and not is_callable(p) then
+        p = _M.where(p)
+    else
+        check_callable("filter", "p", p, 2)
+    end
+    return function()
+        while true do
+            local row = it()
+            if row == nil then return nil end
+            if p(row) then return row end
+        end
+    end
+end
+
+--- map(iter, fn) -> iterator of fn(row). A row for which fn returns nil is skipped (a nil
+-- would otherwise end a for loop early and silently lose the rest).
+function _M.map(iter, fn)
+    local it = to_iter("map", iter, 2)
+    check_callable("map", "fn", fn, 2)
+    return function()
+        while true do
+            local row = it()
+            if row == nil then return nil end
+            local v = fn(row)
+            if v ~= nil then return v end
+        end
+    end
+end
+
+--- take(iter, n) -> iterator of at most the first n rows; `iter` is called at most n times.
+function _M.take(iter, n)
+    local it = to_iter("take", iter, 2)
+    check_count("take", n, 2)
+    local taken = 0
+    return function()
+        if taken >= n then return nil end
+        local row = it()
+        if row == nil then
+            taken = n
+            return nil
+        end
+        taken = taken + 1
+        return row
+    end
+end
+
+--- collect(iter) -> array of every row.
+function _M.collect(iter)
+    local it = to_iter("collect", iter, 2)
+    local out, n = {}, 0
+    while true do
+        local row = it()
+        if row == nil then return out end
+        n = n + 1
+        out[n] = row
+    end
+end
+
+--- count(iter) -> number of rows.
+function _M.count(iter)
+    local it = to_iter("count", iter, 2)
+    local n = 0
+    while it() ~= nil do n = n + 1 end
+    return n
+end
+
+-- ===== top =================================================================================
+
+-- Heap entries are { key, seq, row }. `worse(a, b)`: a ranks below b. A missing key (nil)
+-- ranks below every key; between equal keys the later row (higher seq) ranks lower, so the
+-- row seen first wins a tie and the result is stable.
+local function worse(a, b)
+    local ka, kb = a[1], b[1]
+    if ka == kb then return a[2] > b[2] end
+    if ka == nil then return true end
+    if kb == nil then return false end
+    return ka < kb
+end
+
+local function sift_up(h, i)
+    while i > 1 do
+        local parent = (i - i % 2) / 2
+        if worse(h[i], h[parent]) then
+            h[i], h[parent] = h[parent], h[i]
+            i = parent
+        else
+            break
+        end
+    end
+end
+
+local function sift_down(h, i, n)
+    while true do
+        local l = 2 * i
+        if l > n then return end
+        local c = l
+        if l + 1 <= n and worse(h[l + 1], h[l]) then c = l + 1 end
+        if worse(h[c], h[i]) then
+            h[i], h[c] = h[c], h[i]
+            i = c
+        else
+            return
+        end
+    end
+end
+
+--- top(iter, n, key) -> array of the best n rows, best first.
+-- `key` is a function(row) -> number|string|nil or a dotted path (default "intent.score").
+-- Higher keys are better; a missing key (nil, or NaN) ranks below every other; keys must
+-- all be numbers or all strings. Ties keep input order: of two rows with the same key the
+-- earlier one ranks higher. Uses a bounded heap of n entries: O(rows * log n) time and O(n)
+-- memory, never a sort of every row.
+function _M.top(iter, n, key)
+    local it = to_iter("top", iter, 2)
+    check_count("top", n, 2)
+    local keyfn
+    if key == nil then key = "intent.score" end
+    if type(key) == "string" then
+        if not valid_path(key) then
+            error(format("top: key must be a function or a dotted path string, got %q", key), 2)
+        end
+        local parts = split_path(key)
+        keyfn = function(row) return get_parts(row, parts) end
+    elseif is_callable(key) then
+        keyfn = key
+    else
+        error("top: key must be a function or a dotted path string, got " .. type(key), 2)
+    end
+    local heap, size, seq, ktype = {}, 0, 0, nil
+    if n == 0 then
+        return {}
+    end
+    while true do
+        local row = it()
+        if row == nil then break end
+        seq = seq + 1
+        local k = keyfn(row)
+        if k ~= k then k = nil end -- NaN
+        if k ~= nil then
+            local kt = type(k)
+            if kt ~= "number" and kt ~= "string" then
+                error("top: key values must be numbers or strings, got " .. kt, 2)
+            end
+            if ktype == nil then
+                ktype = kt
+            elseif kt ~= ktype then
+                error("top: key values must all be numbers or all strings, got both", 2)
+            end
+        end
+        if size < n then
+            size = size + 1
+            heap[size] = { k, seq, row }
+            sift_up(heap, size)
+        else
+            -- The new row comes last, so it loses ties: it enters only with a strictly better
+            -- key than the worst kept one (checked before making an entry for it).
+            local rk = heap[1][1]
+            if k ~= nil and (rk == nil or rk < k) then
+                heap[1] = { k, seq, row }
+                sift_down(heap, 1, size)
+            end
+        end
+    end
+    sort(heap, function(a, b) return worse(b, a) end)
+    local out = {}
+    for i = 1, size do out[i] = heap[i][3] end
+    return out
+end
+
+return _M

@@ -1,0 +1,28 @@
+-- leadpipe: Lua client for the Leadpipe Intent Audiences API.
+--
+--   local leadpipe = require "leadpipe"
+--   local client = leadpipe.new{ api_key = os.getenv("LEADPIPE_API_KEY") }
+--   local run = assert(client:create_run(audience_id))
+--   assert(client:wait_run(audience_id, run.id))
+--   for person in client:people(audience_id, run.id, { where = { min_score = 80 } }) do ... end
+--
+-- See README.md for the whole API.
+
+local client = require "leadpipe.client"
+local errors = require "leadpipe.errors"
+local hosts = require "leadpipe.hosts"
+local filter = require "leadpipe.filter"
+
+local _M = {
+    _VERSION = "leadpipe " .. client._VERSION,
+    VERSION = client._VERSION,
+}
+
+_M.new = client.new
+_M.is_error = errors.is_error
+_M.errors = errors
+_M.hosts = hosts
+_M.filter = filter
+_M.get = filter.get
+
+return _M
