@@ -97,7 +97,11 @@ static int lp_util_uuid(lua_State *L)
 
 /* ===== TIME ===== */
 
-/* core.sleep(seconds): blocks the whole thread for that long (0 <= seconds <= 1e9). */
+/* core.sleep(seconds) -> left: blocks the whole thread for that long
+ * (0 <= seconds <= 1e9). A signal ends the sleep early and `left` is the time
+ * that was still to sleep (0 otherwise): returning to Lua lets the
+ * interpreter's SIGINT hook run, so Ctrl-C is not held up; callers that must
+ * sleep the full time call again with `left`. */
 static int lp_util_sleep(lua_State *L)
 {
     double s = luaL_checknumber(L, 1);
@@ -107,9 +111,12 @@ static int lp_util_sleep(lua_State *L)
     req.tv_nsec = (long)((s - (double)req.tv_sec) * 1e9);
     if (req.tv_nsec > 999999999L)
         req.tv_nsec = 999999999L;
-    while (nanosleep(&req, &rem) != 0 && errno == EINTR)
-        req = rem;
-    return 0;
+    if (nanosleep(&req, &rem) != 0 && errno == EINTR) {
+        lua_pushnumber(L, (lua_Number)rem.tv_sec + (lua_Number)rem.tv_nsec / 1e9);
+        return 1;
+    }
+    lua_pushnumber(L, 0);
+    return 1;
 }
 
 /* core.now() -> number: seconds on the monotonic clock (only differences mean anything). */

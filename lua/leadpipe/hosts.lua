@@ -25,7 +25,8 @@ _M.blocking = {
     name = "blocking",
     now = core.now,
     sleep = function(seconds)
-        if seconds > 0 then core.sleep(seconds) end
+        -- core.sleep returns early on a signal; going round in Lua lets Ctrl-C through.
+        while seconds > 0 do seconds = core.sleep(seconds) end
     end,
     wait_io = function(session, seconds)
         local t = session:timeout()
