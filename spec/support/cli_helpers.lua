@@ -1,0 +1,119 @@
+-- Helpers for the CLI, format and example specs: an RFC 4180 CSV parser, in-memory
+-- stdout/stderr, and running a command as a subprocess with its output and exit status.
+
+local _M = {}
+
+--- parse_csv(text) -> array of records (arrays of strings). Strict RFC 4180: fields may be
+-- quoted ("" is a quote inside), records end with CRLF (a bare LF is accepted too), a quote
+-- may only open a field and must close it before a comma or line end. Raises on bad input.
+function _M.parse_csv(text)
+    local records, record, i, n = {}, {}, 1, #text
+    if n == 0 then return records end
+    while true do
+        local field
+        if text:sub(i, i) == '"' then
+            local parts = {}
+            local j = i + 1
+            while true do
+                local q = text:find('"', j, true)
+                if not q then error("csv: unterminated quoted field at byte " .. i) end
+                parts[#parts + 1] = text:sub(j, q - 1)
+                if text:sub(q + 1, q + 1) == '"' then
+                    parts[#parts + 1] = '"'
+                    j = q + 2
+                else
+                    i = q + 1
+                    break
+                end
+            end
+            field = table.concat(parts)
+        else
+            local e = text:find('[,\r\n"]', i)
+            if e and text:sub(e, e) == '"' then error("csv: stray quote at byte " .. e) end
+            e = e or n + 1
+            field = text:sub(i, e - 1)
+            i = e
+        end
+        record[#record + 1] = field
+        local c = text:sub(i, i)
+        if c == "," then
+            i = i + 1
+        elseif c == "\r" and text:sub(i + 1, i + 1) == "\n" or c == "\n" then
+            i = i + (c == "\r" and 2 or 1)
+            records[#records + 1] = record
+            record = {}
+            if i > n then return records end
+        elseif i > n then
+            records[#records + 1] = record
+            return records
+        else
+            error("csv: unexpected character after field at byte " .. i)
+        end
+    end
+end
+
+--- buffer() -> an object with :write(...) collecting text; .text() returns it.
+function _M.buffer()
+    local parts = {}
+    local b = {}
+    function b.write(self, ...)
+        for k = 1, select("#", ...) do parts[#parts + 1] = tostring((select(k, ...))) end
+        return self
+    end
+    function b.flush() return true end
+    function b.text() return table.concat(parts) end
+    return b
+end
+
+--- getenv(table) -> a getenv function reading only that table.
+function _M.getenv(t)
+    return function(name) return t[name] end
+end
+
+local function shell_quote(s)
+    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+_M.shell_quote = shell_quote
+
+local function read_file(path)
+    local f = io.open(path, "rb")
+    if not f then return "" end
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+_M.read_file = read_file
+
+--- The Lua interpreter the specs run with (LEADPIPE_LUA from the Makefile).
+_M.lua = os.getenv("LEADPIPE_LUA") or "lua5.4"
+
+--- sh(command_line) -> stdout, stderr, status. Runs `command_line` with sh; the status is
+-- the command's exit status as a number (portable: read from a file, not from popen).
+function _M.sh(command_line)
+    local out, err, st = os.tmpname(), os.tmpname(), os.tmpname()
+    os.execute("( " .. command_line .. " ) >" .. out .. " 2>" .. err .. " </dev/null; echo $? >" .. st)
+    local stdout, stderr = read_file(out), read_file(err)
+    local status = tonumber(read_file(st):match("%d+"))
+    os.remove(out); os.remove(err); os.remove(st)
+    return stdout, stderr, status
+end
+
+--- run(args, env) -> stdout, stderr, status of `$LUA bin/leadpipe args...` with the
+-- variables in `env` set (and LEADPIPE_API_KEY / LEADPIPE_BASE_URL unset unless given).
+function _M.run(args, env)
+    local words = { "env -u LEADPIPE_API_KEY -u LEADPIPE_BASE_URL -u LEADPIPE_PROGRESS" }
+    for k, v in pairs(env or {}) do words[#words + 1] = k .. "=" .. shell_quote(v) end
+    words[#words + 1] = _M.lua
+    words[#words + 1] = "bin/leadpipe"
+    for _, a in ipairs(args) do words[#words + 1] = shell_quote(a) end
+    return _M.sh(table.concat(words, " "))
+end
+
+--- lines(text) -> array of lines (without line ends).
+function _M.lines(text)
+    local out = {}
+    for line in text:gmatch("([^\n]*)\n") do out[#out + 1] = line end
+    return out
+end
+
+return _M
