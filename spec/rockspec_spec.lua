@@ -1,0 +1,53 @@
+-- The rockspec must install what the Makefile builds: every Lua module and every C source.
+
+local function read(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+local function list(cmd)
+    local out, p = {}, assert(io.popen(cmd))
+    for line in p:lines() do out[#out + 1] = line end
+    p:close()
+    table.sort(out)
+    return out
+end
+
+local function load_rockspec()
+    local files = list("ls *.rockspec")
+    assert.are.equal(1, #files)
+    local env = {}
+    local chunk = assert((loadstring or load)(read(files[1]), files[1], "t", env))
+    if setfenv then setfenv(chunk, env) end
+    chunk()
+    return env
+end
+
+describe("the rockspec", function()
+    local spec = load_rockspec()
+
+    it("maps every Lua module under lua/leadpipe", function()
+        for _, path in ipairs(list("ls lua/leadpipe/*.lua")) do
+            local name = path:match("lua/leadpipe/(.-)%.lua$")
+            local mod = name == "init" and "leadpipe" or ("leadpipe." .. name)
+            assert.are.equal(path, spec.build.modules[mod], mod)
+        end
+    end)
+
+    it("compiles the same C sources as the Makefile", function()
+        local core = spec.build.modules["leadpipe.core"].sources
+        local mock = spec.build.modules["leadpipe.mockserver"].sources
+        table.sort(core)
+        table.sort(mock)
+        assert.are.same(list("ls csrc/*.c"), core)
+        assert.are.same(list("ls csrc/mock/*.c"), mock)
+    end)
+
+    it("installs the command line tool and names its dependencies", function()
+        assert.are.equal("bin/leadpipe", spec.build.install.bin.leadpipe)
+        assert.are.equal("3.0", spec.rockspec_format)
+        assert.is_truthy(table.concat(spec.dependencies, " "):find("lua-cjson", 1, true))
+    end)
+end)
