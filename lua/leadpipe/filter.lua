@@ -146,15 +146,19 @@ local function is_callable(f)
     return type(mt) == "table" and type(mt.__call) == "function"
 end
 
+-- The values passed as fname(...): the arguments, or the list when the only argument is a
+-- table. Returns the list and its length.
+local function arg_list(...)
+    local n = select("#", ...)
+    local first = ...
+    if n == 1 and type(first) == "table" then return first, #first end
+    return { ... }, n
+end
+
 -- Collects the string arguments of fname(...) into a lower-cased set; raises on misuse.
 -- A single table argument is taken as the list of values.
 local function string_set(fname, level, ...)
-    local args = { ... }
-    local n = select("#", ...)
-    if n == 1 and type(args[1]) == "table" then
-        args = args[1]
-        n = #args
-    end
+    local args, n = arg_list(...)
     if n == 0 then error(fname .. ": needs at least one value", level + 1) end
     local set = {}
     for i = 1, n do
@@ -259,12 +263,7 @@ end
 -- A number matches topicId; a string matches topicName case-insensitively, and a string of
 -- digits ("117796", as typed on a command line) also matches that topicId.
 function _M.topic(...)
-    local args = { ... }
-    local n = select("#", ...)
-    if n == 1 and type(args[1]) == "table" then
-        args = args[1]
-        n = #args
-    end
+    local args, n = arg_list(...)
     if n == 0 then error("topic: needs at least one topic id or name", 2) end
     local ids, names = {}, {}
     for i = 1, n do
@@ -307,12 +306,7 @@ end
 -- "phone", "linkedinUrl" or "company.domain") holds a non-empty value: not missing, not
 -- false, not a blank string, not an empty table. Takes paths, or one list of paths.
 function _M.has(...)
-    local args = { ... }
-    local n = select("#", ...)
-    if n == 1 and type(args[1]) == "table" then
-        args = args[1]
-        n = #args
-    end
+    local args, n = arg_list(...)
     if n == 0 then error("has: needs at least one field path", 2) end
     local paths = {}
     for i = 1, n do
