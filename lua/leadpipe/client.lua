@@ -225,6 +225,20 @@ local function run_path(aud, run_id)
     return "/v1/intent/audiences/" .. aud .. "/runs/" .. run_id
 end
 
+-- The `data` of a response envelope: returns data, or nil, err for the transport's error
+-- (status nil) or a body without a data table.
+local function data_of(what, status, headers_or_err, body)
+    if not status then return nil, headers_or_err end
+    if type(body) ~= "table" or type(body.data) ~= "table" then
+        return nil, errors.new("decode", what .. " response has no data", { status = status })
+    end
+    return body.data
+end
+
+local function check_run_ids(fname, aud, run_id)
+    return check_id(fname, "audience_id", aud) or check_id(fname, "run_id", run_id)
+end
+
 local function empty_array()
     return setmetatable({}, core.array_mt)
 end
@@ -292,17 +306,12 @@ function Client:create_run(aud, opts)
     else
         key = core.uuid()
     end
-    local status, headers, body = self.transport:request{
+    return data_of(fname, self.transport:request{
         method = "POST",
         path = audience_path(aud) .. "/runs",
         body = '{"runType":"manual"}',
         idempotency_key = key,
-    }
-    if not status then return nil, headers end
-    if type(body) ~= "table" or type(body.data) ~= "table" then
-        return nil, errors.new("decode", "create_run response has no data object", { status = status })
-    end
-    return body.data
+    })
 end
 
 --- client:list_runs(audience_id, { limit = 25 }) -> array of runs, newest first | nil, err
@@ -312,46 +321,38 @@ function Client:list_runs(aud, opts)
     if not o then return nil, err end
     err = check_id(fname, "audience_id", aud) or check_int(fname, "limit", o.limit, 1, 100)
     if err then return nil, err end
-    local status, headers, body = self.transport:request{
+    return data_of(fname, self.transport:request{
         path = audience_path(aud) .. "/runs",
         query = o.limit and { limit = o.limit } or nil,
-    }
-    if not status then return nil, headers end
-    if type(body) ~= "table" or type(body.data) ~= "table" then
-        return nil, errors.new("decode", "list_runs response has no data array", { status = status })
-    end
-    return body.data
+    })
 end
 
 --- client:cancel_run(audience_id, run_id) -> run | nil, err  (only a queued run can be cancelled)
 function Client:cancel_run(aud, run_id)
     local fname = "cancel_run"
-    local err = check_id(fname, "audience_id", aud) or check_id(fname, "run_id", run_id)
+    local err = check_run_ids(fname, aud, run_id)
     if err then return nil, err end
-    local status, headers, body = self.transport:request{ method = "DELETE", path = run_path(aud, run_id) }
-    if not status then return nil, headers end
-    return type(body) == "table" and body.data or {}
+    return data_of(fname, self.transport:request{ method = "DELETE", path = run_path(aud, run_id) })
 end
 
 --- client:stats(audience_id, run_id) -> stats data | nil, err (kind "not_ready" while pending)
 function Client:stats(aud, run_id)
     local fname = "stats"
-    local err = check_id(fname, "audience_id", aud) or check_id(fname, "run_id", run_id)
+    local err = check_run_ids(fname, aud, run_id)
     if err then return nil, err end
     local status, headers, body = self.transport:request{ path = run_path(aud, run_id) .. "/stats" }
-    if not status then return nil, headers end
     if status == 202 then
         return nil, errors.new("not_ready", "run " .. run_id .. " is not completed yet",
             { status = 202, retryable = true })
     end
-    return type(body) == "table" and body.data or nil
+    return data_of(fname, status, headers, body)
 end
 
 --- client:export_csv(audience_id, run_id) -> csv text | nil, err
 -- Follows the API's redirect to the file host without sending it the API key.
 function Client:export_csv(aud, run_id)
     local fname = "export_csv"
-    local err = check_id(fname, "audience_id", aud) or check_id(fname, "run_id", run_id)
+    local err = check_run_ids(fname, aud, run_id)
     if err then return nil, err end
     local status, headers, body = self.transport:request{
         path = run_path(aud, run_id) .. "/export.csv", raw = true,
@@ -365,7 +366,7 @@ end
 local RESULTS_OPTS = set{ "limit", "offset" }
 
 local function check_page_args(fname, aud, run_id, o)
-    return first(check_id(fname, "audience_id", aud), check_id(fname, "run_id", run_id),
+    return first(check_run_ids(fname, aud, run_id),
         check_int(fname, "limit", o.limit, 1, 500), check_int(fname, "offset", o.offset, 0))
 end
 
@@ -420,8 +421,7 @@ function Client:wait_run(aud, run_id, opts)
     local fname = "wait_run"
     local o, err = check_opts(fname, opts, WAIT_OPTS)
     if not o then return nil, err end
-    err = check_id(fname, "audience_id", aud) or check_id(fname, "run_id", run_id)
-        or check_wait_opts(fname, o)
+    err = check_run_ids(fname, aud, run_id) or check_wait_opts(fname, o)
     if err then return nil, err end
     local page
     page, err = poll_until_complete(self, function()
