@@ -133,42 +133,7 @@ local function assert_error(res, status, code)
     return body
 end
 
--- RFC 4180 parser (CRLF line ends, quoted fields with doubled quotes).
-local function parse_csv(text)
-    local rows, row, pos, n = {}, {}, 1, #text
-    while pos <= n do
-        local value
-        if text:sub(pos, pos) == '"' then
-            local parts, i = {}, pos + 1
-            while true do
-                local q = assert(text:find('"', i, true), "unterminated quoted field")
-                parts[#parts + 1] = text:sub(i, q - 1)
-                if text:sub(q + 1, q + 1) == '"' then
-                    parts[#parts + 1] = '"'
-                    i = q + 2
-                else
-                    pos = q + 1
-                    break
-                end
-            end
-            value = table.concat(parts)
-        else
-            local e = text:find("[,\r]", pos) or n + 1
-            value = text:sub(pos, e - 1)
-            pos = e
-        end
-        row[#row + 1] = value
-        if text:sub(pos, pos) == "," then
-            pos = pos + 1
-        else
-            assert(pos > n or text:sub(pos, pos + 1) == "\r\n", "bad line end")
-            rows[#rows + 1] = row
-            row = {}
-            pos = pos + 2
-        end
-    end
-    return rows
-end
+local parse_csv = require("spec.support.csv").parse
 
 -- ===== specs ==============================================================================
 
