@@ -17,7 +17,9 @@ BINDIR      ?= $(PREFIX)/bin
 
 PKG_CONFIG  ?= pkg-config
 CC          ?= cc
-LUA_INCDIR  ?= $(shell $(PKG_CONFIG) --variable=includedir $(LUA_PC) 2>/dev/null)/lua$(LUA_VERSION)
+# LUA_VERSION=jit builds for LuaJIT (LUA=luajit, pkg-config luajit).
+LUA_INCDIR  ?=
+LUA_CFLAGS  ?= $(if $(LUA_INCDIR),-I$(LUA_INCDIR),$(shell $(PKG_CONFIG) --cflags $(LUA_PC) 2>/dev/null))
 CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
 MHD_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
@@ -26,7 +28,7 @@ MHD_LIBS    ?= $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null || echo -l
 OPTFLAGS    ?= -O2 -g
 WARNFLAGS   ?= -Wall -Wextra -Werror
 CFLAGS      ?= $(OPTFLAGS)
-ALL_CFLAGS   = -std=gnu99 -fPIC $(WARNFLAGS) $(CFLAGS) -I$(LUA_INCDIR) -Icsrc
+ALL_CFLAGS   = -std=gnu99 -fPIC $(WARNFLAGS) $(CFLAGS) $(LUA_CFLAGS) -Icsrc
 LIBFLAG     ?= -shared
 LDFLAGS     ?=
 
@@ -46,7 +48,7 @@ MOCK_SO      = $(BUILD)/leadpipe/mockserver.so
 DEB_PACKAGES ?= lua$(LUA_VERSION) liblua$(LUA_VERSION)-dev lua-cjson lua-busted lua-check \
 	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3
 
-BUSTED       = $(LUA) /usr/bin/busted
+BUSTED       = $(LUA) /usr/bin/busted --cpath="./$(BUILD)/?.so"
 LUA_ENV      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./$(BUILD)/?.so;;"
 
 .PHONY: all deps build test check lint spec valgrind bench demo install uninstall clean
