@@ -557,18 +557,17 @@ describe("leadpipe cli", function()
             end)
 
             it("shows a progress bar when stderr is a terminal, and keeps stdout clean", function()
-                local _, _, has_script = h.sh("command -v script")
-                if has_script ~= 0 then
-                    pending("script(1) is not installed")
-                    return
-                end
                 local file = os.tmpname()
                 local cmd = ("env LEADPIPE_API_KEY=%s LEADPIPE_BASE_URL=%s %s bin/leadpipe results %s %s "
                     .. "--limit 50 > %s")
                     :format(srv.api_key, srv.url, h.lua, AUD.small, run_id, file)
-                local transcript, _, status = h.sh("script -qec " .. h.shell_quote(cmd) .. " /dev/null")
+                local transcript, status = h.in_terminal(cmd)
                 local rows = h.read_file(file)
                 os.remove(file)
+                if not transcript then
+                    pending("script(1) is not installed")
+                    return
+                end
                 assert.are.equal(0, status)
                 assert.are.equal(all_text, rows)
                 assert.is_truthy(transcript:find("\r\27[K[", 1, true), transcript)
@@ -579,16 +578,15 @@ describe("leadpipe cli", function()
             end)
 
             it("shows the wait for a run on a terminal", function()
-                local _, _, has_script = h.sh("command -v script")
-                if has_script ~= 0 then
-                    pending("script(1) is not installed")
-                    return
-                end
                 -- long enough that the first poll, right after creation, sees it pending
                 srv:configure{ queued_ms = 600, running_ms = 0 }
                 local cmd = ("env LEADPIPE_API_KEY=%s LEADPIPE_BASE_URL=%s %s bin/leadpipe run %s --wait")
                     :format(srv.api_key, srv.url, h.lua, AUD.small)
-                local transcript, _, status = h.sh("script -qec " .. h.shell_quote(cmd) .. " /dev/null")
+                local transcript, status = h.in_terminal(cmd)
+                if not transcript then
+                    pending("script(1) is not installed")
+                    return
+                end
                 assert.are.equal(0, status)
                 assert.is_truthy(transcript:find("\r\27%[Krun %S+: queued, waiting %ds"), transcript)
                 assert.is_truthy(transcript:find(": completed, " .. ROWS .. " rows", 1, true), transcript)

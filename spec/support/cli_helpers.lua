@@ -63,6 +63,15 @@ function _M.run(args, env)
     return _M.sh(table.concat(words, " "))
 end
 
+--- in_terminal(command_line) -> transcript, status: runs the command with a pseudo-terminal
+-- as its stdin/stdout/stderr (script(1)), or returns nil when script(1) is not installed.
+function _M.in_terminal(command_line)
+    local _, _, has_script = _M.sh("command -v script")
+    if has_script ~= 0 then return nil end
+    local transcript, _, status = _M.sh("script -qec " .. shell_quote(command_line) .. " /dev/null")
+    return transcript, status
+end
+
 --- lines(text) -> array of lines (without line ends).
 function _M.lines(text)
     local out = {}
