@@ -106,6 +106,8 @@ install: build
 	install -d $(DESTDIR)$(LUA_LIBDIR)/leadpipe $(DESTDIR)$(LUA_SHAREDIR)/leadpipe $(DESTDIR)$(BINDIR)
 	install -m 0755 $(CORE_SO) $(MOCK_SO) $(DESTDIR)$(LUA_LIBDIR)/leadpipe/
 	install -m 0644 lua/leadpipe/*.lua $(DESTDIR)$(LUA_SHAREDIR)/leadpipe/
+	install -d $(DESTDIR)$(LUA_SHAREDIR)/leadpipe/transport
+	install -m 0644 lua/leadpipe/transport/*.lua $(DESTDIR)$(LUA_SHAREDIR)/leadpipe/transport/
 	@if [ -f bin/leadpipe ]; then install -m 0755 bin/leadpipe $(DESTDIR)$(BINDIR)/leadpipe; fi
 
 uninstall:

@@ -30,6 +30,7 @@ build = {
         ["leadpipe"] = "lua/leadpipe/init.lua",
         ["leadpipe.client"] = "lua/leadpipe/client.lua",
         ["leadpipe.http"] = "lua/leadpipe/http.lua",
+        ["leadpipe.transport.curl"] = "lua/leadpipe/transport/curl.lua",
         ["leadpipe.errors"] = "lua/leadpipe/errors.lua",
         ["leadpipe.hosts"] = "lua/leadpipe/hosts.lua",
         ["leadpipe.filter"] = "lua/leadpipe/filter.lua",

@@ -1,7 +1,8 @@
 -- leadpipe.http: one logical API request, with retries, backoff, Retry-After, redirects.
 --
--- A transport owns one leadpipe.core session (one libcurl multi handle: kept-alive
--- connections, several requests in flight). A call is started with transport:start(spec),
+-- A transport moves its bytes through a "wire" (leadpipe.transport.curl by default, or
+-- leadpipe.transport.cosocket when the host names it): see transport/curl.lua for the
+-- wire's five methods. A call is started with transport:start(spec),
 -- which sends its first attempt at once and never waits, and finished with
 -- transport:finish(call), which waits through the client's host, retries what a retry can
 -- cure, and returns
@@ -167,19 +168,14 @@ end
 
 --- cfg: base_url, api_key, host (resolved), timeout, connect_timeout, max_retries,
 -- backoff_base, backoff_max, max_retry_after, max_response, user_agent, verify, logger.
+-- The host's `transport` field names the wire (default "curl").
 function _M.new(cfg)
-    local session = core.session{
-        connect_timeout = cfg.connect_timeout,
-        timeout = cfg.timeout,
-        max_response = cfg.max_response,
-        user_agent = cfg.user_agent,
-        verify = cfg.verify,
-    }
+    local wire = require("leadpipe.transport." .. (cfg.host.transport or "curl")).new(cfg, cfg.host)
     local t = setmetatable({
         base_url = cfg.base_url,
         origin = origin_of(cfg.base_url),
         host = cfg.host,
-        session = session,
+        wire = wire,
         max_retries = cfg.max_retries,
         backoff_base = cfg.backoff_base,
         backoff_max = cfg.backoff_max,
@@ -204,7 +200,7 @@ local function send(self, call)
     if call.body then headers["content-type"] = "application/json" end
     if call.idempotency_key then headers["idempotency-key"] = call.idempotency_key end
     if origin_of(call.url) == self.origin then headers["x-api-key"] = secrets[self] end
-    call.req = self.session:request{
+    call.req = self.wire:send{
         method = call.method, url = call.url, headers = headers, body = call.body,
     }
     call.started = self.host.now()
@@ -229,9 +225,9 @@ function Transport:start(spec)
 end
 
 --- Drops a call that is no longer wanted (a prefetched page, an abandoned iterator).
-function Transport.cancel(_, call)
+function Transport:cancel(call)
     if call.req then
-        call.req:close()
+        self.wire:cancel(call.req)
         call.req = nil
     end
 end
@@ -239,7 +235,7 @@ end
 --- Advances every transfer without waiting (lets prefetched pages arrive while the
 -- caller works).
 function Transport:pump()
-    self.session:perform()
+    self.wire:pump()
 end
 
 -- Delay before the next attempt, or nil when the server asked for more than we allow.
@@ -252,15 +248,6 @@ local function backoff(self, attempt, retry_after)
     return d / 2 + random() * d / 2
 end
 
-local function await(self, req)
-    local host, session = self.host, self.session
-    while true do
-        session:perform()
-        if req:done() then return req:response() end
-        host.wait_io(session, 1)
-    end
-end
-
 --- Waits for the call's outcome, retrying and following redirects as needed.
 function Transport:finish(call)
     local key = secrets[self]
@@ -269,8 +256,7 @@ function Transport:finish(call)
         if not req then
             return nil, errors.new("network", "request was cancelled", { code = "aborted" })
         end
-        local status, headers, body = await(self, req)
-        req:close()
+        local status, headers, body = self.wire:wait(req)
         call.req = nil
         local err
         if not status then
@@ -334,7 +320,7 @@ function Transport:request(spec)
 end
 
 function Transport:close()
-    self.session:close()
+    self.wire:close()
 end
 
 return _M
