@@ -29,6 +29,7 @@ build = {
     modules = {
         ["leadpipe"] = "lua/leadpipe/init.lua",
         ["leadpipe.client"] = "lua/leadpipe/client.lua",
+        ["leadpipe.args"] = "lua/leadpipe/args.lua",
         ["leadpipe.http"] = "lua/leadpipe/http.lua",
         ["leadpipe.transport.curl"] = "lua/leadpipe/transport/curl.lua",
         ["leadpipe.errors"] = "lua/leadpipe/errors.lua",

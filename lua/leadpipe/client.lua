@@ -9,11 +9,12 @@ local core = require "leadpipe.core"
 local errors = require "leadpipe.errors"
 local http = require "leadpipe.http"
 local hosts = require "leadpipe.hosts"
+local args = require "leadpipe.args"
 
-local setmetatable, type, tostring, pairs, ipairs, error, select =
-    setmetatable, type, tostring, pairs, ipairs, error, select
-local floor, min, huge = math.floor, math.min, math.huge
-local remove, concat, sort = table.remove, table.concat, table.sort
+local setmetatable, type, tostring, pairs, error =
+    setmetatable, type, tostring, pairs, error
+local min = math.min
+local remove = table.remove
 local getenv = os.getenv
 
 local VERSION = "0.1.0"
@@ -26,101 +27,10 @@ Client.__name = "leadpipe.client"
 
 local DEFAULT_BASE_URL = "https://api.aws53.cloud"
 
--- ===== argument checking =====
-
-local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
-
-local function invalid(fname, arg, rule)
-    return errors.new("invalid_argument", fname .. ": " .. arg .. " " .. rule,
-        { code = "INVALID_ARGUMENT", argument = arg })
-end
-
-local function is_integer(v)
-    return type(v) == "number" and v == floor(v) and v > -huge and v < huge
-end
-
-local function check_id(fname, arg, v)
-    if type(v) ~= "string" then
-        return invalid(fname, arg, "must be a UUID string (got " .. type(v) .. ")")
-    end
-    if not v:find(UUID) then
-        return invalid(fname, arg, "must be a UUID like 8c4a1f52-3b9e-4d1a-9f0e-2b7c6d5e4f3a (got "
-            .. ("%q"):format(v:sub(1, 60)) .. ")")
-    end
-end
-
-local function check_int(fname, arg, v, lo, hi)
-    if v == nil then return end
-    if not is_integer(v) or v < lo or (hi and v > hi) then
-        local range = hi and ("an integer from " .. lo .. " to " .. hi) or ("an integer >= " .. lo)
-        return invalid(fname, arg, "must be " .. range .. " (got " .. tostring(v) .. ")")
-    end
-end
-
-local function check_number(fname, arg, v, lo)
-    if v == nil then return end
-    if type(v) ~= "number" or v ~= v or v < lo then
-        return invalid(fname, arg, "must be a number >= " .. lo .. " (got " .. tostring(v) .. ")")
-    end
-end
-
-local function check_function(fname, arg, v)
-    if v ~= nil and type(v) ~= "function" then
-        return invalid(fname, arg, "must be a function (got " .. type(v) .. ")")
-    end
-end
-
--- Checks an options table against the names it may hold; suggests the nearest name.
-local function distance(a, b)
-    local prev = {}
-    for j = 0, #b do prev[j] = j end
-    for i = 1, #a do
-        local cur = { [0] = i }
-        for j = 1, #b do
-            local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-        end
-        prev = cur
-    end
-    return prev[#b]
-end
-
-local function check_opts(fname, opts, allowed)
-    if opts == nil then return {} end
-    if type(opts) ~= "table" then
-        return nil, invalid(fname, "opts", "must be a table (got " .. type(opts) .. ")")
-    end
-    for k in pairs(opts) do
-        if not allowed[k] then
-            local names, best, bestd = {}, nil, 4
-            for name in pairs(allowed) do
-                names[#names + 1] = name
-                local d = type(k) == "string" and distance(k, name) or huge
-                if d < bestd then best, bestd = name, d end
-            end
-            sort(names)
-            local msg = "has an unknown option '" .. tostring(k) .. "'"
-                .. (best and (" (did you mean '" .. best .. "'?)") or "")
-                .. "; valid options: " .. concat(names, ", ")
-            return nil, invalid(fname, "opts", msg)
-        end
-    end
-    return opts
-end
-
-local function set(list)
-    local s = {}
-    for _, v in ipairs(list) do s[v] = true end
-    return s
-end
-
--- Returns the first non-nil of its arguments (argument checks return an error or nil).
-local function first(...)
-    for i = 1, select("#", ...) do
-        local v = select(i, ...)
-        if v ~= nil then return v end
-    end
-end
+local invalid, is_integer = args.invalid, args.is_integer
+local check_id, check_int, check_number, check_function = args.check_id, args.check_int,
+    args.check_number, args.check_function
+local check_opts, set, first = args.check_opts, args.set, args.first
 
 -- ===== construction =====
 
