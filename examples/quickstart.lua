@@ -71,7 +71,7 @@ local people = client:people(audience, run.id, {
     limit = 500,
     where = { min_score = 80, seniority_at_least = "director" },
     on_page = function(page)
-        read = read + #page.results
+        read = read + page.rows -- rows on the page; page.kept of them passed `where`
         pages = pages + 1
     end,
 })

@@ -268,7 +268,8 @@ describe("leadpipe client", function()
     describe("pages() and people()", function()
         it("read 20,000 rows exactly once, with and without prefetch", function()
             local run = completed_run(AUD20K)
-            for _, prefetch in ipairs({ 0, 1, 3 }) do
+            for _, prefetch in ipairs({ 0, 1, 3, 16, false }) do
+                if prefetch == false then prefetch = nil end -- the default
                 local seen, count, pages = {}, 0, 0
                 for page in client:pages(AUD20K, run.id, { limit = 500, prefetch = prefetch }) do
                     pages = pages + 1
@@ -288,6 +289,79 @@ describe("leadpipe client", function()
                 count = count + 1
             end
             assert.are.equal(20000, count)
+        end)
+
+        it("keep several pages on the wire while the reader waits, and hand them out in order", function()
+            local run = completed_run(AUD20K)
+            srv:configure{ latency_ms = 20 }
+            local function max_in_flight(prefetch)
+                local most = 0
+                local h = { name = "counting", now = core.now, sleep = hosts.blocking.sleep }
+                h.wait_io = function(session, secs)
+                    local n = tonumber(tostring(session):match("(%d+) in flight")) or 0
+                    if n > most then most = n end
+                    return hosts.blocking.wait_io(session, secs)
+                end
+                local c = leadpipe.new{ api_key = srv.api_key, base_url = srv.url, host = h }
+                local offsets = {}
+                for page in c:pages(AUD20K, run.id, { limit = 500, prefetch = prefetch }) do
+                    offsets[#offsets + 1] = page.offset
+                end
+                c:close()
+                for i, off in ipairs(offsets) do assert.are.equal((i - 1) * 500, off) end
+                assert.are.equal(40, #offsets)
+                return most
+            end
+            assert.are.equal(1, max_in_flight(0))
+            local most = max_in_flight(nil)
+            assert.is_true(most >= 4 and most <= 8, "in flight: " .. most)
+            assert.is_true(max_in_flight(3) <= 3)
+        end)
+
+        it("report rows and kept rows per page when people() filters with where", function()
+            local run = completed_run(AUD1K)
+            local where = { min_score = 80, seniority_at_least = "director" }
+            local pred = leadpipe.filter.where(where)
+            local expect = {}
+            for row in client:people(AUD1K, run.id, { limit = 100 }) do
+                if pred(row) then expect[#expect + 1] = row.hashedEmail end
+            end
+            assert.is_true(#expect > 0 and #expect < 1000)
+            local got, rows, kept, pages = {}, 0, 0, 0
+            local function on_page(page)
+                pages = pages + 1
+                rows = rows + page.rows
+                kept = kept + page.kept
+                assert.are.equal(page.kept, #page.results)
+            end
+            for row in client:people(AUD1K, run.id, { limit = 100, where = where, on_page = on_page }) do
+                got[#got + 1] = row.hashedEmail
+            end
+            assert.are.same(expect, got)
+            assert.are.equal(10, pages)
+            assert.are.equal(1000, rows)
+            assert.are.equal(#expect, kept)
+        end)
+
+        it("hand out each kept row as its JSON text with raw = true", function()
+            local run = completed_run(AUD1K)
+            local json = require "leadpipe.json"
+            local where = { min_score = 70 }
+            local expect = {}
+            for row in client:people(AUD1K, run.id, { limit = 250, where = where }) do
+                expect[#expect + 1] = row
+            end
+            local n = 0
+            for text in client:people(AUD1K, run.id, { limit = 250, where = where, raw = true }) do
+                n = n + 1
+                assert.is_string(text)
+                assert.is_nil(text:find("\n"))
+                assert.are.same(expect[n], json.decode(text))
+            end
+            assert.are.equal(#expect, n)
+            assert.has_error(function()
+                client:people(AUD1K, run.id, { raw = true, filter = function() return true end })
+            end)
         end)
 
         it("follow the stop rule with short pages", function()

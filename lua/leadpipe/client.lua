@@ -13,7 +13,7 @@ local args = require "leadpipe.args"
 
 local setmetatable, type, tostring, pairs, error =
     setmetatable, type, tostring, pairs, error
-local min = math.min
+local min, floor = math.min, math.floor
 local remove = table.remove
 local getenv = os.getenv
 
@@ -183,16 +183,24 @@ local function to_page(status, body, limit, offset)
     return page
 end
 
+-- page.rows is how many rows the page had; page.kept, when a decoder with a pushed-down
+-- `where` built only some of them (then page.results holds just those), how many it kept.
 local function finish_page(self, call, limit, offset)
-    local status, headers, body = self.transport:finish(call)
+    local status, headers, body, nrows, nkept = self.transport:finish(call)
     if not status then return nil, headers end
-    return to_page(status, body, limit, offset)
+    local page, err = to_page(status, body, limit, offset)
+    if page then
+        page.rows = nrows or #page.results
+        page.kept = nkept
+    end
+    return page, err
 end
 
-local function start_page(self, aud, run_id, limit, offset)
+local function start_page(self, aud, run_id, limit, offset, decode)
     return self.transport:start{
         path = run_path(aud, run_id) .. "/results",
         query = { limit = limit, offset = offset },
+        decode = decode,
     }
 end
 
@@ -344,11 +352,24 @@ end
 local PAGES_OPTS = set{ "limit", "offset", "wait", "prefetch", "timeout", "interval", "max_interval",
                         "on_poll" }
 
+-- Most pages in flight ahead of the one being read, unless `prefetch` says otherwise.
+local DEFAULT_PREFETCH = 8
+
 -- Iterator of pages. Raises errors. The fourth value closes it (Lua 5.4 to-be-closed).
+--
+-- The pipeline: once the first page has told the total, up to `window` further pages are
+-- on the wire at once, and pages are handed out in offset order. The window starts at 2
+-- and doubles (up to `prefetch`) each time the reader had to wait for a page, since then
+-- the wire, not the reader, is the bottleneck; it halves when a request met a 429 or 503.
+-- When a page has arrived, the requests that refill the window are sent before the page
+-- is decoded (http.lua's on_arrival), so the wire never idles while we decode.
+-- o.decode (from people()) replaces core.decode for result bodies.
 local function page_iterator(self, aud, run_id, o)
-    local limit, prefetch = o.limit or 100, o.prefetch or 1
-    local transport = self.transport
-    local next_offset = o.offset or 0
+    local limit, cap = o.limit or 100, o.prefetch or DEFAULT_PREFETCH
+    local window = min(2, cap)
+    local transport, host, decode = self.transport, self.host, o.decode
+    local next_offset = o.offset or 0 -- offset of the next page handed out
+    local ahead                       -- offset of the next page to request
     local total
     local done = false
     local inflight = {} -- { offset =, call = }, in offset order
@@ -360,8 +381,33 @@ local function page_iterator(self, aud, run_id, o)
         end
     end
 
+    local function refill()
+        while #inflight < window and ahead < total do
+            inflight[#inflight + 1] = {
+                offset = ahead, call = start_page(self, aud, run_id, limit, ahead, decode),
+            }
+            ahead = ahead + limit
+        end
+    end
+
+    -- Waits for a started call; adapts the window to what the wait showed.
+    local function finish_slot(call, offset)
+        local asked, arrived = host.now(), nil
+        call.on_arrival = function()
+            arrived = host.now()
+            if total then refill() end
+        end
+        local page, err = finish_page(self, call, limit, offset)
+        if call.rate_limited then
+            window = window > 1 and floor(window / 2) or 1
+        elseif arrived and arrived - asked > 0.001 and window < cap then
+            window = min(window * 2, cap)
+        end
+        return page, err
+    end
+
     local function fetch_at(offset)
-        return finish_page(self, start_page(self, aud, run_id, limit, offset), limit, offset)
+        return finish_slot(start_page(self, aud, run_id, limit, offset, decode), offset)
     end
 
     local function first_page()
@@ -380,14 +426,17 @@ local function page_iterator(self, aud, run_id, o)
     local function next_page()
         local slot = remove(inflight, 1)
         if slot and slot.offset ~= next_offset then
+            -- a short page moved the offsets: what was requested ahead is of no use
             transport:cancel(slot.call)
             drop_inflight()
+            ahead = next_offset
             slot = nil
         end
         if not slot then
+            ahead = next_offset + limit
             return fetch_at(next_offset)
         end
-        return finish_page(self, slot.call, limit, slot.offset)
+        return finish_slot(slot.call, slot.offset)
     end
 
     local function iter()
@@ -404,8 +453,9 @@ local function page_iterator(self, aud, run_id, o)
             drop_inflight()
             error(err, 0)
         end
+        local is_first = total == nil
         total = page.total
-        local n = #page.results
+        local n = page.rows
         page.offset = next_offset
         if n == 0 and next_offset < total then
             done = true
@@ -417,14 +467,9 @@ local function page_iterator(self, aud, run_id, o)
         if next_offset >= total then
             done = true
             drop_inflight()
-        else
-            local ahead = next_offset + #inflight * limit
-            while #inflight < prefetch and ahead < total do
-                inflight[#inflight + 1] = {
-                    offset = ahead, call = start_page(self, aud, run_id, limit, ahead),
-                }
-                ahead = ahead + limit
-            end
+        elseif is_first then
+            ahead = next_offset
+            refill()
         end
         return page
     end
@@ -460,30 +505,57 @@ function Client:pages(aud, run_id, opts)
 end
 
 local PEOPLE_OPTS = set{ "limit", "offset", "wait", "prefetch", "timeout", "interval", "max_interval",
-                         "on_poll", "where", "filter", "on_page" }
+                         "on_poll", "where", "filter", "on_page", "raw" }
 
---- client:people(audience_id, run_id, { where = {...}, filter = fn, on_page = fn, ...pages opts })
--- -> iterator of person rows across pages, each exactly once.
+-- The where{} of people() as (decode, lua_predicate): with a decoder that takes a compiled
+-- predicate (core.decode_page), rows that fail it are never built and the Lua predicate is
+-- nil; otherwise the Lua predicate runs on every decoded row. `raw` asks the decoder for
+-- each kept row's JSON text instead of a table. Raises an invalid_argument error.
+local function compile_where(fname, where, raw)
+    local filter = require "leadpipe.filter"
+    local compiled
+    if where ~= nil then
+        local ok, c = pcall(filter.compile or function(spec) return { fn = filter.where(spec) } end, where)
+        if not ok then
+            if errors.is_error(c) then error(c, 0) end
+            error(invalid(fname, "where", (tostring(c):gsub("^[^:]*:%d+: ", ""):gsub("^where: ", ""))), 0)
+        end
+        compiled = c
+    end
+    local decode_page = core.decode_page
+    if decode_page and (raw or (compiled and compiled.native)) then
+        local native = compiled and compiled.native
+        return function(body) return decode_page(body, native, raw) end, nil
+    end
+    return nil, compiled and compiled.fn
+end
+
+--- client:people(audience_id, run_id, { where = {...}, filter = fn, on_page = fn, raw = false,
+--  ...pages opts }) -> iterator of person rows across pages, each exactly once.
+-- `where` is data and is pushed down into the decoder when it can take it; `filter` is any
+-- function, applied after. on_page(page) sees page.rows (rows on the page), page.kept (rows
+-- that passed `where`) and page.results (only those rows). With raw = true each row is its
+-- JSON text (for writing JSON lines without building tables); `filter` is then not allowed.
 function Client:people(aud, run_id, opts)
     local fname = "people"
     local o, err = check_opts(fname, opts, PEOPLE_OPTS)
     if not o then error(err, 2) end
     err = check_iter_args(fname, aud, run_id, o) or check_function(fname, "filter", o.filter)
         or check_function(fname, "on_page", o.on_page)
-    if err then error(err, 2) end
-    local pred = o.filter
-    if o.where ~= nil then
-        local filter = require "leadpipe.filter"
-        local ok, p = pcall(filter.where, o.where)
-        if not ok then
-            error(invalid(fname, "where", (tostring(p):gsub("^[^:]*:%d+: ", ""):gsub("^where: ", ""))), 2)
-        end
-        pred = pred and filter.all(pred, p) or p
+    if not err and o.raw ~= nil and type(o.raw) ~= "boolean" then
+        err = invalid(fname, "raw", "must be a boolean (got " .. type(o.raw) .. ")")
     end
-    local page_opts = {}
+    if not err and o.raw and o.filter then
+        err = invalid(fname, "filter", "cannot be used with raw = true (rows are JSON text); use where")
+    end
+    if err then error(err, 2) end
+    local ok, decode, where_fn = pcall(compile_where, fname, o.where, o.raw)
+    if not ok then error(decode, 2) end
+    local page_opts = { decode = decode }
     for k in pairs(PAGES_OPTS) do page_opts[k] = o[k] end
     local pages, _, _, closer = page_iterator(self, aud, run_id, page_opts)
-    local on_page = o.on_page
+    local on_page, pred = o.on_page, o.filter
+    local encode = o.raw and not decode and require("leadpipe.json").encode
     local transport = self.transport
     local results, i = nil, 0
     local iter = function()
@@ -501,6 +573,19 @@ function Client:people(aud, run_id, opts)
             else
                 local page = pages()
                 if not page then return nil end
+                if where_fn or encode then
+                    local kept, n = setmetatable({}, core.array_mt), 0
+                    local all = page.results
+                    for j = 1, #all do
+                        local row = all[j]
+                        if not where_fn or where_fn(row) then
+                            n = n + 1
+                            kept[n] = encode and encode(row) or row
+                        end
+                    end
+                    page.results = kept
+                    if where_fn then page.kept = n end
+                end
                 if on_page then on_page(page) end
                 results, i = page.results, 0
             end

@@ -206,8 +206,11 @@ local function send(self, call)
     call.started = self.host.now()
 end
 
---- Starts a call: { method=, path=, query=, body=, idempotency_key=, raw=, deadline= }.
--- The first attempt is on the wire when this returns; nothing waits.
+--- Starts a call: { method=, path=, query=, body=, idempotency_key=, raw=, deadline=,
+-- decode= }. `decode(body)` replaces core.decode for a 2xx body (value, a, b | nil, msg;
+-- finish returns a and b after the value). Before a 2xx body is decoded, finish calls
+-- call.on_arrival() once when the caller set it, and a call that met a 429 or 503 has
+-- call.rate_limited set. The first attempt is on the wire when this returns; nothing waits.
 function Transport:start(spec)
     local call = {
         method = spec.method or "GET",
@@ -216,6 +219,7 @@ function Transport:start(spec)
         body = spec.body,
         idempotency_key = spec.idempotency_key,
         raw = spec.raw,
+        decode = spec.decode,
         deadline = spec.deadline,
         attempt = 0,
         redirects = 0,
@@ -279,11 +283,17 @@ function Transport:finish(call)
                           attempt = call.attempt }
                 return status, headers, call.raw and body or nil
             end
-            local data, derr = core.decode(body)
+            -- The caller may put its next requests on the wire before this body is decoded.
+            local arrived = call.on_arrival
+            if arrived then
+                call.on_arrival = nil
+                arrived()
+            end
+            local data, derr, extra = (call.decode or core.decode)(body)
             if data then
                 self:log{ type = "response", method = call.method, path = call.path, status = status,
                           attempt = call.attempt }
-                return status, headers, data
+                return status, headers, data, derr, extra
             end
             err = errors.new("decode", derr, {
                 status = status, retryable = true, request_id = headers["x-request-id"],
@@ -294,6 +304,7 @@ function Transport:finish(call)
             err.message = scrub(err.message, key)
         end
         if err then
+            if err.status == 429 or err.status == 503 then call.rate_limited = true end
             local delay = err.retryable and call.attempt < self.max_retries
                 and backoff(self, call.attempt, err.retry_after)
             if delay and call.deadline and self.host.now() + delay >= call.deadline then
