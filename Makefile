@@ -1,7 +1,9 @@
 # leadpipe: Lua client for the Leadpipe Intent Audiences API.
 #
 #   make demo       build, start the fake API (unless LEADPIPE_API_KEY is set), run the quickstart
-#   make test       deps + build + lint + every spec suite; ends with "N passed, N failed"
+#   make test       deps + build + lint + every spec suite on Lua 5.1-5.4 and LuaJIT;
+#                   ends with one line of totals, "N passed, N failed"
+#   make spec       the suite on one Lua (LUA_VERSION=5.4 by default; 5.1 5.2 5.3 jit)
 #   make bench      benchmarks (never part of `make test`)
 #   make valgrind   the specs under valgrind (leaks and errors in the C modules)
 #
@@ -44,8 +46,14 @@ MOCK_OBJ     = $(patsubst csrc/mock/%.c,$(OBJ)/mock/%.o,$(MOCK_SRC))
 CORE_SO      = $(BUILD)/leadpipe/core.so
 MOCK_SO      = $(BUILD)/leadpipe/mockserver.so
 
+# The Lua versions `make test` runs the whole suite on (jit: Debian's luajit2, the LuaJIT
+# that nginx's Lua module links; it conflicts with the `luajit` package).
+TEST_LUAS   ?= 5.1 5.2 5.3 5.4 jit
+LUA_PACKAGES = lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
+	lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev
+
 # Debian packages the project needs; `make deps` installs the missing ones.
-DEB_PACKAGES ?= lua$(LUA_VERSION) liblua$(LUA_VERSION)-dev lua-cjson lua-busted lua-check \
+DEB_PACKAGES ?= $(LUA_PACKAGES) lua-cjson lua-busted lua-check \
 	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3
 
 BUSTED       = $(LUA) /usr/bin/busted --cpath="./$(BUILD)/?.so"
@@ -86,10 +94,11 @@ lint:
 spec: build
 	@$(LUA_ENV) LEADPIPE_LUA=$(LUA) LEADPIPE_BUILD=$(BUILD) sh tools/run-specs.sh $(BUSTED)
 
+# Every suite on every Lua in TEST_LUAS; the last line is the totals over all of them.
 test: deps
 	@$(MAKE) --no-print-directory build
 	@$(MAKE) --no-print-directory lint
-	@$(MAKE) --no-print-directory spec
+	@TEST_LUAS="$(TEST_LUAS)" sh tools/test-all.sh $(MAKE)
 
 valgrind: build
 	@$(LUA_ENV) LEADPIPE_LUA=$(LUA) LEADPIPE_BUILD=$(BUILD) LEADPIPE_VALGRIND=1 \
