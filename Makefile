@@ -13,8 +13,10 @@ LUA_VERSION ?= 5.4
 LUA         ?= lua$(LUA_VERSION)
 LUA_PC      ?= lua$(LUA_VERSION)
 PREFIX      ?= /usr/local
-LUA_LIBDIR  ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
-LUA_SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+# LuaJIT loads modules from the 5.1 directories.
+LUA_ABI      = $(if $(filter jit,$(LUA_VERSION)),5.1,$(LUA_VERSION))
+LUA_LIBDIR  ?= $(PREFIX)/lib/lua/$(LUA_ABI)
+LUA_SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_ABI)
 BINDIR      ?= $(PREFIX)/bin
 
 PKG_CONFIG  ?= pkg-config
@@ -111,13 +113,21 @@ demo: deps
 	@$(MAKE) --no-print-directory build
 	@$(LUA_ENV) $(LUA) examples/quickstart.lua
 
+# `make install PREFIX=... LUA_VERSION=...`: the modules, the C core, the fake API when it
+# was built, and a `leadpipe` command whose shebang names that Lua and which finds the
+# modules under PREFIX even when PREFIX is not on the interpreter's default search path.
+LUA_FILES = $(shell cd lua && find leadpipe -name '*.lua' | sort)
+
 install: build
-	install -d $(DESTDIR)$(LUA_LIBDIR)/leadpipe $(DESTDIR)$(LUA_SHAREDIR)/leadpipe $(DESTDIR)$(BINDIR)
-	install -m 0755 $(CORE_SO) $(MOCK_SO) $(DESTDIR)$(LUA_LIBDIR)/leadpipe/
-	install -m 0644 lua/leadpipe/*.lua $(DESTDIR)$(LUA_SHAREDIR)/leadpipe/
-	install -d $(DESTDIR)$(LUA_SHAREDIR)/leadpipe/transport
-	install -m 0644 lua/leadpipe/transport/*.lua $(DESTDIR)$(LUA_SHAREDIR)/leadpipe/transport/
-	@if [ -f bin/leadpipe ]; then install -m 0755 bin/leadpipe $(DESTDIR)$(BINDIR)/leadpipe; fi
+	install -d $(DESTDIR)$(LUA_LIBDIR)/leadpipe $(DESTDIR)$(BINDIR)
+	install -m 0755 $(CORE_SO) $(DESTDIR)$(LUA_LIBDIR)/leadpipe/
+	@if [ -f $(MOCK_SO) ]; then echo "install $(MOCK_SO)"; \
+		install -m 0755 $(MOCK_SO) $(DESTDIR)$(LUA_LIBDIR)/leadpipe/; fi
+	@for f in $(LUA_FILES); do install -D -m 0644 lua/$$f $(DESTDIR)$(LUA_SHAREDIR)/$$f || exit 1; done
+	sed -e '1s|.*|#!/usr/bin/env $(LUA)|' \
+		-e 's|^local INSTALLED = nil.*|local INSTALLED = { path = "$(LUA_SHAREDIR)/?.lua;$(LUA_SHAREDIR)/?/init.lua", cpath = "$(LUA_LIBDIR)/?.so" }|' \
+		bin/leadpipe > $(DESTDIR)$(BINDIR)/leadpipe
+	chmod 0755 $(DESTDIR)$(BINDIR)/leadpipe
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/leadpipe $(DESTDIR)$(LUA_SHAREDIR)/leadpipe $(DESTDIR)$(BINDIR)/leadpipe
