@@ -70,7 +70,7 @@ $(OBJ)/mock/%.o: csrc/mock/%.c $(MOCK_HDR)
 
 $(CORE_SO): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $^ $(CURL_LIBS)
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) -lz
 
 $(MOCK_SO): $(MOCK_OBJ)
 	@mkdir -p $(dir $@)

@@ -42,14 +42,15 @@ build = {
             sources = {
                 "csrc/leadpipe.c",
                 "csrc/lp_buffer.c",
+                "csrc/lp_inflate.c",
                 "csrc/lp_json.c",
                 "csrc/lp_request.c",
                 "csrc/lp_session.c",
                 "csrc/lp_util.c",
             },
-            libraries = { "curl" },
-            incdirs = { "csrc", "$(CURL_INCDIR)" },
-            libdirs = { "$(CURL_LIBDIR)" },
+            libraries = { "curl", "z" },
+            incdirs = { "csrc", "$(CURL_INCDIR)", "$(ZLIB_INCDIR)" },
+            libdirs = { "$(CURL_LIBDIR)", "$(ZLIB_LIBDIR)" },
         },
         ["leadpipe.mockserver"] = {
             sources = {
