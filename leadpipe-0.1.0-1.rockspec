@@ -31,6 +31,7 @@ build = {
         ["leadpipe.client"] = "lua/leadpipe/client.lua",
         ["leadpipe.http"] = "lua/leadpipe/http.lua",
         ["leadpipe.transport.curl"] = "lua/leadpipe/transport/curl.lua",
+        ["leadpipe.transport.cosocket"] = "lua/leadpipe/transport/cosocket.lua",
         ["leadpipe.errors"] = "lua/leadpipe/errors.lua",
         ["leadpipe.hosts"] = "lua/leadpipe/hosts.lua",
         ["leadpipe.filter"] = "lua/leadpipe/filter.lua",
