@@ -46,7 +46,8 @@ MOCK_SO      = $(BUILD)/leadpipe/mockserver.so
 
 # Debian packages the project needs; `make deps` installs the missing ones.
 DEB_PACKAGES ?= lua$(LUA_VERSION) liblua$(LUA_VERSION)-dev lua-cjson lua-busted lua-check \
-	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3
+	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3 \
+	nginx-light libnginx-mod-http-lua luajit2 libluajit2-5.1-dev openssl
 
 BUSTED       = $(LUA) /usr/bin/busted --cpath="./$(BUILD)/?.so"
 LUA_ENV      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./$(BUILD)/?.so;;"
@@ -88,6 +89,7 @@ spec: build
 
 test: deps
 	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory build LUA_VERSION=jit  # nginx's lua module loads build/jit (spec/openresty_spec.lua)
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory spec
 
@@ -96,6 +98,7 @@ valgrind: build
 		sh tools/valgrind.sh $(BUSTED)
 
 bench: build
+	@$(MAKE) --no-print-directory build LUA_VERSION=jit  # bench/openresty.lua runs nginx
 	@$(LUA_ENV) LEADPIPE_BUILD=$(BUILD) sh tools/bench.sh $(LUA)
 
 demo: deps
