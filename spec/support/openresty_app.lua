@@ -173,6 +173,29 @@ function _M.timer()
     reply({ missing = true })
 end
 
+-- GET /raw: the same request as /one with a bare cosocket (no leadpipe), for comparison:
+-- pooled connection, Content-Length body, no gzip, no JSON decode.
+function _M.raw()
+    local t0 = core.now()
+    local host, port = cfg.base_url:match("^http://([^:/]+):(%d+)")
+    local sock = ngx.socket.tcp()
+    sock:settimeouts(10000, 30000, 30000)
+    local ok, err = sock:connect(host, tonumber(port), { pool = "raw" })
+    if not ok then return reply({ raised = err }) end
+    sock:send("GET /v1/intent/audiences/" .. cfg.audience .. "/runs?limit=1 HTTP/1.1\r\nHost: "
+        .. host .. "\r\nx-api-key: " .. cfg.api_key .. "\r\n\r\n")
+    local len
+    while true do
+        local line = sock:receive("*l")
+        if not line then return reply({ raised = "closed" }) end
+        if line == "" then break end
+        len = len or tonumber(line:lower():match("^content%-length:%s*(%d+)"))
+    end
+    local body = sock:receive(len)
+    sock:setkeepalive()
+    reply({ elapsed = core.now() - t0, bytes = body and #body })
+end
+
 -- GET /pid: the worker's pid (the bench reads its CPU time in /proc).
 function _M.pid()
     ngx.say(ngx.worker.pid())
