@@ -391,6 +391,10 @@ end
 local Wire = {}
 Wire.__index = Wire
 
+-- A handle nobody holds any more (an abandoned call) must not stay in a long-lived
+-- per-worker client.
+local WEAK_KEYS = { __mode = "k" }
+
 local ngx_api -- the ngx table, looked up when the first wire is made
 
 local function connect_kind(err)
@@ -413,7 +417,7 @@ function _M.new(cfg, host)
         max_response = cfg.max_response or 256 * 1024 * 1024,
         user_agent = cfg.user_agent,
         verify = cfg.verify ~= false,
-        inflight = {},
+        inflight = setmetatable({}, WEAK_KEYS), -- handles not yet waited for (close drops them)
         closed = false,
     }, Wire)
 end
@@ -604,7 +608,7 @@ function Wire:close()
     for h in pairs(self.inflight) do
         drop(self, h, "aborted: the client was closed", "aborted")
     end
-    if next(self.inflight) then self.inflight = {} end
+    if next(self.inflight) then self.inflight = setmetatable({}, WEAK_KEYS) end
 end
 
 return _M
