@@ -145,7 +145,7 @@ end
 
 -- GET /access and /rewrite: the request runs in that phase (stored in ngx.ctx).
 function _M.in_phase()
-    local ok, res = pcall(count_people, client, { min_score = 50 })
+    local ok, res = pcall(count_people, client, { min_score = 50, limit = 250 })
     ngx.ctx.result = ok and res or { raised = tostring(res) }
 end
 
@@ -158,7 +158,7 @@ function _M.timer()
     local key = "timer" .. ngx.now() .. math.random()
     local ok, err = ngx.timer.at(0, function(premature)
         if premature then return end
-        local okc, res = pcall(count_people, client, { min_score = 50 })
+        local okc, res = pcall(count_people, client, { min_score = 50, limit = 250 })
         ngx.shared.results:set(key, json.encode(okc and res or { raised = tostring(res) }))
     end)
     if not ok then return reply({ raised = err }) end
