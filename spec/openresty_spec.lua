@@ -155,6 +155,12 @@ describe("the openresty host in nginx", function()
         assert.are.equal(1, res.runs)
     end)
 
+    it("sends a request again when its kept-alive connection was dropped by the server", function()
+        local _, res = get("/stale")
+        assert.are.same({ { status = 200, body = "ok" }, { status = 200, body = "ok" } }, res.out)
+        assert.is_true(res.hangups >= 1)
+    end)
+
     it("maps connect and resolve failures to the curl wire's kinds", function()
         local _, res = get("/runs?base=http://127.0.0.1:1")
         assert.are.same({ "network", "connect" }, { res.kind, res.code })

@@ -108,6 +108,8 @@ http {
         location = /result { content_by_lua_block { require("spec.support.openresty_app").result() } }
         location = /people { content_by_lua_block { require("spec.support.openresty_app").people() } }
         location = /one { content_by_lua_block { require("spec.support.openresty_app").one() } }
+        location = /flaky { content_by_lua_block { require("spec.support.openresty_app").flaky() } }
+        location = /stale { content_by_lua_block { require("spec.support.openresty_app").stale() } }
         location = /raw { content_by_lua_block { require("spec.support.openresty_app").raw() } }
         location = /deadline { content_by_lua_block { require("spec.support.openresty_app").deadline() } }
         location = /cancel { content_by_lua_block { require("spec.support.openresty_app").cancel() } }

@@ -134,6 +134,29 @@ function _M.cancel()
     reply({ kind = kind, runs = runs and #runs, elapsed = core.now() - t0 })
 end
 
+-- GET /flaky: answers with keep-alive, then reads the next request on that connection and
+-- hangs up without answering (a server that dropped an idle kept-alive connection).
+function _M.flaky()
+    local sock = assert(ngx.req.socket(true))
+    sock:send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok")
+    local next_request = sock:receiveuntil("\r\n\r\n")
+    sock:settimeout(2000)
+    next_request()
+    ngx.shared.results:incr("flaky_hangups", 1, 0)
+end
+
+-- GET /stale: two requests in a row to /flaky through the wire; the second finds its kept-
+-- alive connection dropped and must be sent again on another one.
+function _M.stale()
+    local wire = client.transport.wire
+    local out = {}
+    for i = 1, 2 do
+        local status, _, body = wire:wait(wire:send{ method = "GET", url = cfg.self_url .. "/flaky" })
+        out[i] = { status = status, body = body }
+    end
+    reply({ out = out, hangups = ngx.shared.results:get("flaky_hangups") })
+end
+
 -- GET /pages_closed: reads one page with 3 more in flight, then closes the iterator.
 function _M.pages_closed()
     local iter, _, _, closer = client:pages(cfg.audience, cfg.run, { limit = 50, prefetch = 3 })
