@@ -168,3 +168,43 @@ describe("the openresty host in nginx", function()
         assert.are.same({ "network", "resolve" }, { res.kind, res.code })
     end)
 end)
+
+describe("examples/openresty", function()
+    if not available then
+        it("runs in a real nginx", function() pending(why) end)
+        return
+    end
+
+    local mock = require "leadpipe.mock"
+    local srv, ex
+
+    setup(function()
+        srv = assert(mock.start{})
+        ex = openresty.start_example{
+            LEADPIPE_API_KEY = srv.api_key, LEADPIPE_BASE_URL = srv.url, LEADPIPE_AUDIENCE_ID = srv.audience,
+        }
+    end)
+
+    teardown(function()
+        if ex then ex:stop() end
+        if srv then srv:stop() end
+    end)
+
+    it("serves /leads from one run however many GETs come", function()
+        local urls = {}
+        for i = 1, 6 do urls[i] = ex.url .. "/leads?min_score=80&seniority_at_least=director&top=3" end
+        local out = openresty.fetch_all(urls, { limit = 30 })
+        local run
+        for i = 1, 6 do
+            assert.are.equal(200, out[i].status, out[i].body .. "\n" .. ex:error_log())
+            local res = decode(out[i].body)
+            assert.are.equal(3, #res.people)
+            assert.is_true(res.matched >= 3)
+            run = run or res.run
+            assert.are.equal(run, res.run)
+        end
+        assert.are.equal(1, srv:stats().runs_created)
+        local bad = openresty.fetch_all({ ex.url .. "/leads?top=0" })[1]
+        assert.are.equal(400, bad.status, bad.body)
+    end)
+end)

@@ -219,6 +219,38 @@ function _M.start(opts)
     error("nginx: no free port found")
 end
 
+--- Starts examples/openresty/nginx.conf as its README says, in a temporary prefix: the
+-- paths it takes from $prefix point into this checkout and its port is a free one.
+-- env: LEADPIPE_* variables for nginx. -> a server like start()'s (url, stop, error_log)
+function _M.start_example(env)
+    local prefix = os.tmpname()
+    os.remove(prefix)
+    assert(sh("mkdir -p " .. prefix .. "/logs"))
+    local root = cwd()
+    local conf = assert(read(root .. "/examples/openresty/nginx.conf"))
+    conf = conf:gsub("%$prefix%.%./%.%./", root .. "/"):gsub("%$prefix%?", root .. "/examples/openresty/?")
+    local vars = {}
+    for k, v in pairs(env) do vars[#vars + 1] = k .. "='" .. v .. "'" end
+    local self = { prefix = prefix, nginx = nginx_bin() }
+    for _ = 1, 10 do
+        local port = math.random(20000, 60000)
+        self.url = "http://127.0.0.1:" .. port
+        local listen = "listen 127.0.0.1:" .. port .. ";"
+        write(prefix .. "/nginx.conf", (conf:gsub("listen 127%.0%.0%.1:8089;", listen)))
+        if sh("env " .. table.concat(vars, " ") .. " " .. self.nginx .. " -p " .. prefix
+                .. " -c nginx.conf >" .. prefix .. "/logs/start.log 2>&1") then
+            self.master = tonumber(read(prefix .. "/logs/nginx.pid"))
+            return setmetatable(self, { __index = _M })
+        end
+        local log = (read(prefix .. "/logs/start.log") or "") .. (read(prefix .. "/logs/error.log") or "")
+        if not log:find("Address already in use", 1, true) then
+            sh("rm -rf " .. prefix)
+            error("nginx did not start:\n" .. log)
+        end
+    end
+    error("nginx: no free port found")
+end
+
 --- Fetches every URL at once from this process (libcurl, one connection each) while, when
 -- opts.probe is a URL, a probe request is started every opts.every seconds (0.02) and timed.
 -- Bounded by opts.limit seconds (60). -> array of { status =, body = } in the order of urls,
