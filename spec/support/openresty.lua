@@ -110,6 +110,7 @@ http {
         location = /one { content_by_lua_block { require("spec.support.openresty_app").one() } }
         location = /flaky { content_by_lua_block { require("spec.support.openresty_app").flaky() } }
         location = /stale { content_by_lua_block { require("spec.support.openresty_app").stale() } }
+        location = /export { content_by_lua_block { require("spec.support.openresty_app").export() } }
         location = /raw { content_by_lua_block { require("spec.support.openresty_app").raw() } }
         location = /deadline { content_by_lua_block { require("spec.support.openresty_app").deadline() } }
         location = /cancel { content_by_lua_block { require("spec.support.openresty_app").cancel() } }

@@ -219,6 +219,13 @@ function _M.raw()
     reply({ elapsed = core.now() - t0, bytes = body and #body })
 end
 
+-- GET /export: export.csv of the test run (a redirect to the fake's file host, streamed).
+function _M.export()
+    local csv, err = client:export_csv(cfg.audience, cfg.run)
+    if not csv then return reply(err_table(err)) end
+    reply({ bytes = #csv, md5 = ngx.md5(csv) })
+end
+
 -- GET /pid: the worker's pid (the bench reads its CPU time in /proc).
 function _M.pid()
     ngx.say(ngx.worker.pid())
