@@ -32,6 +32,7 @@ build = {
         ["leadpipe.http"] = "lua/leadpipe/http.lua",
         ["leadpipe.transport.curl"] = "lua/leadpipe/transport/curl.lua",
         ["leadpipe.transport.cosocket"] = "lua/leadpipe/transport/cosocket.lua",
+        ["leadpipe.transport.http1"] = "lua/leadpipe/transport/http1.lua",
         ["leadpipe.errors"] = "lua/leadpipe/errors.lua",
         ["leadpipe.hosts"] = "lua/leadpipe/hosts.lua",
         ["leadpipe.filter"] = "lua/leadpipe/filter.lua",

@@ -1,7 +1,7 @@
--- spec/cosocket_spec.lua: the HTTP/1.1 pieces of the cosocket transport that need no nginx:
+-- spec/http1_spec.lua: leadpipe.transport.http1, the HTTP/1.1 of the cosocket transport:
 -- URL splitting, the request head, and the response parser driven by a fake socket
 -- (spec/support/fake_socket.lua). The transport in a real nginx: spec/openresty_spec.lua.
-local cosocket = require "leadpipe.transport.cosocket"
+local http1 = require "leadpipe.transport.http1"
 local fake_socket = require "spec.support.fake_socket"
 
 local function unhex(s)
@@ -12,32 +12,32 @@ local GZIP = unhex("1f8b0800000000000203ab564a54b232ac0500afac1b5607000000") -- 
 -- Parses the scripted bytes; returns every value read_response returns, packed.
 local function parse(script, opts)
     local sock = fake_socket.new(type(script) == "string" and { script } or script, opts)
-    local out = table.pack and table.pack(cosocket.read_response(sock, opts or {}))
-        or { n = 5, cosocket.read_response(sock, opts or {}) }
+    local out = table.pack and table.pack(http1.read_response(sock, opts or {}))
+        or { n = 5, http1.read_response(sock, opts or {}) }
     return out, sock
 end
 
-describe("cosocket.parse_url()", function()
+describe("http1.parse_url()", function()
     it("splits scheme, host, port, target and authority", function()
         assert.are.same({ "http", "127.0.0.1", 8080, "/v1/x?a=1", "127.0.0.1:8080" },
-            { cosocket.parse_url("http://127.0.0.1:8080/v1/x?a=1#frag") })
+            { http1.parse_url("http://127.0.0.1:8080/v1/x?a=1#frag") })
         assert.are.same({ "https", "api.example.com", 443, "/", "API.example.com" },
-            { cosocket.parse_url("HTTPS://API.example.com") })
-        assert.are.same({ "http", "::1", 80, "/?q", "[::1]" }, { cosocket.parse_url("http://[::1]?q") })
-        assert.are.same({ "http", "h", 80, "/", "h" }, { cosocket.parse_url("http://user:pw@h") })
+            { http1.parse_url("HTTPS://API.example.com") })
+        assert.are.same({ "http", "::1", 80, "/?q", "[::1]" }, { http1.parse_url("http://[::1]?q") })
+        assert.are.same({ "http", "h", 80, "/", "h" }, { http1.parse_url("http://user:pw@h") })
     end)
 
     it("refuses what it cannot reach", function()
-        assert.is_nil(cosocket.parse_url("ftp://h/x"))
-        assert.is_nil(cosocket.parse_url("/relative"))
-        assert.is_nil(cosocket.parse_url("http://h:70000/"))
-        assert.is_nil(cosocket.parse_url("http:///x"))
+        assert.is_nil(http1.parse_url("ftp://h/x"))
+        assert.is_nil(http1.parse_url("/relative"))
+        assert.is_nil(http1.parse_url("http://h:70000/"))
+        assert.is_nil(http1.parse_url("http:///x"))
     end)
 end)
 
-describe("cosocket.build_request()", function()
+describe("http1.build_request()", function()
     it("writes the request line, Host, gzip, the user agent and the caller's headers", function()
-        local head = table.concat(assert(cosocket.build_request({
+        local head = table.concat(assert(http1.build_request({
             method = "GET", headers = { ["x-api-key"] = "k", accept = "application/json" },
         }, "127.0.0.1:8080", "/v1/x", "leadpipe-test")))
         assert.matches("^GET /v1/x HTTP/1%.1\r\nHost: 127%.0%.0%.1:8080\r\n", head)
@@ -50,17 +50,17 @@ describe("cosocket.build_request()", function()
     end)
 
     it("sends a body with its length, and an empty POST with length 0", function()
-        local parts = assert(cosocket.build_request({ method = "POST", body = '{"a":1}' }, "h", "/", nil))
+        local parts = assert(http1.build_request({ method = "POST", body = '{"a":1}' }, "h", "/", nil))
         local req = table.concat(parts)
         assert.matches("\r\nContent%-Length: 7\r\n\r\n{\"a\":1}$", req)
-        req = table.concat(assert(cosocket.build_request({ method = "POST" }, "h", "/", nil)))
+        req = table.concat(assert(http1.build_request({ method = "POST" }, "h", "/", nil)))
         assert.matches("\r\nContent%-Length: 0\r\n\r\n$", req)
     end)
 
     it("refuses header injection and keeps framing headers its own", function()
-        assert.is_nil(cosocket.build_request({ headers = { ["x-a"] = "v\r\nEvil: 1" } }, "h", "/"))
-        assert.is_nil(cosocket.build_request({ headers = { ["x a"] = "v" } }, "h", "/"))
-        local req = table.concat(cosocket.build_request({
+        assert.is_nil(http1.build_request({ headers = { ["x-a"] = "v\r\nEvil: 1" } }, "h", "/"))
+        assert.is_nil(http1.build_request({ headers = { ["x a"] = "v" } }, "h", "/"))
+        local req = table.concat(http1.build_request({
             headers = { ["content-length"] = "99", host = "evil", connection = "close" } }, "h", "/"))
         assert.is_nil(req:find("99", 1, true))
         assert.is_nil(req:find("evil", 1, true))
@@ -68,7 +68,7 @@ describe("cosocket.build_request()", function()
     end)
 end)
 
-describe("cosocket.read_response()", function()
+describe("http1.read_response()", function()
     it("reads a Content-Length body and keeps the connection", function()
         local r, sock = parse({ "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n",
                                 "Content-Length: 7\r\nX-Request-Id: abc\r\n\r\n", '{"a":1}', "extra?" })
@@ -183,7 +183,7 @@ describe("cosocket.read_response()", function()
         local endless = { "HTTP/1.1 200 OK\r\nX-Endless: " }
         for i = 2, 100 do endless[i] = ("b"):rep(16384) end
         local sock = fake_socket.new(endless)
-        local status, _, kind = cosocket.read_response(sock, {})
+        local status, _, kind = http1.read_response(sock, {})
         assert.are.same({ nil, "too_large" }, { status, kind })
         assert.is_true(sock.reads < 100)
     end)
