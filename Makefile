@@ -56,7 +56,8 @@ LUA_PACKAGES = lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev 
 
 # Debian packages the project needs; `make deps` installs the missing ones.
 DEB_PACKAGES ?= $(LUA_PACKAGES) lua-cjson lua-busted lua-check \
-	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3
+	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3 \
+	nginx-light libnginx-mod-http-lua openssl
 
 BUSTED       = $(LUA) /usr/bin/busted --cpath="./$(BUILD)/?.so"
 LUA_ENV      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./$(BUILD)/?.so;;"
@@ -80,7 +81,7 @@ $(OBJ)/mock/%.o: csrc/mock/%.c $(MOCK_HDR)
 
 $(CORE_SO): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $^ $(CURL_LIBS)
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) -lz
 
 $(MOCK_SO): $(MOCK_OBJ)
 	@mkdir -p $(dir $@)
@@ -99,6 +100,7 @@ spec: build
 # Every suite on every Lua in TEST_LUAS; the last line is the totals over all of them.
 test: deps
 	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory build LUA_VERSION=jit  # nginx's lua module loads build/jit (spec/openresty_spec.lua)
 	@$(MAKE) --no-print-directory lint
 	@TEST_LUAS="$(TEST_LUAS)" sh tools/test-all.sh $(MAKE)
 
@@ -107,6 +109,7 @@ valgrind: build
 		sh tools/valgrind.sh $(BUSTED)
 
 bench: build
+	@$(MAKE) --no-print-directory build LUA_VERSION=jit  # bench/openresty.lua runs nginx
 	@$(LUA_ENV) LEADPIPE_BUILD=$(BUILD) sh tools/bench.sh $(LUA)
 
 demo: deps

@@ -32,6 +32,8 @@ build = {
         ["leadpipe.args"] = "lua/leadpipe/args.lua",
         ["leadpipe.http"] = "lua/leadpipe/http.lua",
         ["leadpipe.transport.curl"] = "lua/leadpipe/transport/curl.lua",
+        ["leadpipe.transport.cosocket"] = "lua/leadpipe/transport/cosocket.lua",
+        ["leadpipe.transport.http1"] = "lua/leadpipe/transport/http1.lua",
         ["leadpipe.errors"] = "lua/leadpipe/errors.lua",
         ["leadpipe.hosts"] = "lua/leadpipe/hosts.lua",
         ["leadpipe.filter"] = "lua/leadpipe/filter.lua",
@@ -43,14 +45,15 @@ build = {
             sources = {
                 "csrc/leadpipe.c",
                 "csrc/lp_buffer.c",
+                "csrc/lp_inflate.c",
                 "csrc/lp_json.c",
                 "csrc/lp_request.c",
                 "csrc/lp_session.c",
                 "csrc/lp_util.c",
             },
-            libraries = { "curl" },
-            incdirs = { "csrc", "$(CURL_INCDIR)" },
-            libdirs = { "$(CURL_LIBDIR)" },
+            libraries = { "curl", "z" },
+            incdirs = { "csrc", "$(CURL_INCDIR)", "$(ZLIB_INCDIR)" },
+            libdirs = { "$(CURL_LIBDIR)", "$(ZLIB_LIBDIR)" },
         },
         ["leadpipe.mockserver"] = {
             sources = {

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 
 #include "lp_compat.h"
+#include "lp_inflate.h"
 #include "lp_json.h"
 #include "lp_request.h"
 #include "lp_session.h"
@@ -62,6 +63,7 @@ LP_API int luaopen_leadpipe_core(lua_State *L)
     lp_session_open(L);
     lp_request_open(L);
     lp_json_open(L);
+    lp_inflate_open(L);
     lp_util_open(L);
     lua_pushliteral(L, LP_NAME " " LP_VERSION);
     lua_setfield(L, -2, "_VERSION");

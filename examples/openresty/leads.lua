@@ -1,16 +1,25 @@
--- OpenResty handler for nginx.conf beside it: GET /leads returns the best people of a run.
+-- OpenResty handler for nginx.conf beside it: GET /leads returns the best people of the
+-- audience's latest completed run.
 --
 -- Query arguments (all optional):
---   run=<uuid>                 read this run; without it a new run is queued and awaited
+--   run=<uuid>                 read this run instead of the latest completed one
 --   audience=<uuid>            default: $LEADPIPE_AUDIENCE_ID
 --   top=<n>                    how many people, 1-100 (default 10)
 --   min_score, max_score, seniority, seniority_at_least, department, country, topic, has
 --                              filters, as in leadpipe.filter.where (lists comma-separated)
 -- Answers 200 {"run":..., "matched":n, "people":[...]}, 400 for bad arguments, 502 when the
--- API fails, 504 when the run takes too long.
+-- API fails (or the audience's newest run failed), 504 when a run takes too long.
 --
--- Waiting (for the run, between retries, for each page) goes through ngx.sleep, so the
--- worker keeps serving other requests meanwhile.
+-- Runs cost money, so a GET never queues one when it can avoid it: it reads the newest
+-- completed run (remembered per worker for RUN_TTL seconds), waits for a run that is
+-- already queued or running, and queues one only when the audience has no run at all, with
+-- a fixed Idempotency-Key so that workers racing to do it make one run between them. When
+-- the newest run failed or was cancelled it answers 502 instead of paying for another.
+--
+-- One client per nginx worker, made in init_worker_by_lua: its requests go over cosockets
+-- (nginx's resolver, lua_ssl_trusted_certificate and keep-alive pool apply) and every wait
+-- (for the run, between retries, for each page) yields to nginx, so the worker keeps
+-- serving other requests meanwhile.
 
 -- luacheck: globals ngx (the handler sets ngx.status and response headers)
 
@@ -62,7 +71,57 @@ local function status_for(err)
     return 502
 end
 
+local RUN_TTL = 300 -- seconds a worker serves the run it found before asking for a newer one
+
+local client, client_err -- this worker's client
+local latest = {}        -- audience id -> { id =, at = }: the run this worker serves
+
+--- init_worker_by_lua: makes the worker's client (no request is sent here: cosockets do
+-- not work in that phase).
+function _M.init_worker()
+    local ok, c = pcall(leadpipe.new, { host = "openresty", timeout = 30 })
+    if ok then
+        client = c
+    else
+        client_err = tostring(c)
+        ngx.log(ngx.ERR, "leadpipe: ", client_err)
+    end
+end
+
+-- The run to serve for an audience (see the header). -> run id | nil, err
+local function latest_run(audience)
+    local known = latest[audience]
+    if known and ngx.now() - known.at < RUN_TTL then return known.id end
+    local runs, err = client:list_runs(audience, { limit = 25 }) -- newest first
+    if not runs then return nil, err end
+    local pending
+    for _, run in ipairs(runs) do
+        if run.status == "completed" then
+            latest[audience] = { id = run.id, at = ngx.now() }
+            return run.id
+        end
+        if not pending and (run.status == "queued" or run.status == "running") then pending = run end
+    end
+    if not pending and runs[1] then
+        local run = runs[1]
+        return nil, leadpipe.errors.new("run_failed", "the newest run " .. run.id .. " is " .. run.status
+            .. (run.errorMessage and (": " .. run.errorMessage) or "")
+            .. "; queue a new run by hand (a GET does not pay for one)", { run = run })
+    end
+    if not pending then
+        local key = "leads-example-first-run-" .. audience
+        pending, err = client:create_run(audience, { idempotency_key = key })
+        if not pending then return nil, err end
+    end
+    local done
+    done, err = client:wait_run(audience, pending.id, { timeout = 50 })
+    if not done then return nil, err end
+    latest[audience] = { id = pending.id, at = ngx.now() }
+    return pending.id
+end
+
 function _M.handle()
+    if not client then return reply(500, { error = client_err or "no leadpipe client" }) end
     local args = ngx.req.get_uri_args()
     local audience = args.audience or os.getenv("LEADPIPE_AUDIENCE_ID")
     local top = tonumber(args.top or 10)
@@ -72,30 +131,22 @@ function _M.handle()
     local pred, werr = where_from(args)
     if not pred then return reply(400, { error = werr }) end
 
-    -- One client per request: its connections live as long as the request.
-    local ok, client = pcall(leadpipe.new, { host = "openresty", timeout = 30 })
-    if not ok then return reply(500, { error = tostring(client) }) end
-
     local run_id = args.run
     if not run_id then
-        local run, err = client:create_run(audience)
-        if not run then return reply(status_for(err), { error = tostring(err) }) end
-        run_id = run.id
-        local done
-        done, err = client:wait_run(audience, run_id, { timeout = 50 })
-        if not done then return reply(status_for(err), { error = tostring(err), run = run_id }) end
+        local err
+        run_id, err = latest_run(audience)
+        if not run_id then return reply(status_for(err), { error = tostring(err) }) end
     end
 
     local matched = 0
-    local ok2, best = pcall(function()
+    local ok, best = pcall(function()
         local kept = filter.map(client:people(audience, run_id, { limit = 500, filter = pred }), function(row)
             matched = matched + 1
             return row
         end)
         return filter.top(kept, top)
     end)
-    client:close()
-    if not ok2 then
+    if not ok then
         local err = best
         if leadpipe.is_error(err) then
             return reply(status_for(err), { error = tostring(err), run = run_id })

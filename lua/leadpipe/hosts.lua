@@ -5,7 +5,8 @@
 --   host.sleep(seconds)          wait that long without doing anything else
 --   host.wait_io(session, secs)  wait until the session's transfers may progress, at most secs
 -- "blocking" (the default) blocks the process in curl_multi_poll / nanosleep.
--- "openresty" waits with ngx.sleep, so an nginx worker keeps serving while leadpipe waits.
+-- "openresty" moves bytes over cosockets (its `transport` field names that wire) and sleeps
+-- with ngx.sleep, so an nginx worker keeps serving while leadpipe waits.
 -- "neovim" (and "luv" for plain luv) yields the running coroutine and resumes it from a
 -- vim.loop/luv timer, so the editor never freezes; leadpipe calls must then run inside a
 -- coroutine (see hosts.run).
@@ -37,23 +38,25 @@ _M.blocking = {
 
 -- ===== openresty =====
 
--- ngx.sleep yields the request's coroutine to nginx's event loop. There is no socket to
--- wait on here (curl owns them), so wait_io sleeps in short steps: curl's own timeout, but
--- at least 1 ms and at most 10 ms, which keeps latency low without spinning.
+-- Bytes move over cosockets (transport/cosocket.lua): a request waits on its own socket in
+-- a light thread, so nothing here polls. sleep (backoff, wait_run) is ngx.sleep, which
+-- yields the request's coroutine to nginx's event loop. wait_io is never called by the
+-- cosocket wire; it is here for the host table's shape.
 local function openresty()
     local ngx = ngx -- luacheck: ignore (read global only here)
-    if type(ngx) ~= "table" or type(ngx.sleep) ~= "function" then
-        return nil, "the openresty host needs ngx.sleep (run inside OpenResty)"
+    if type(ngx) ~= "table" or type(ngx.sleep) ~= "function" or type(ngx.socket) ~= "table" then
+        return nil, "the openresty host needs ngx.sleep and ngx.socket (run inside OpenResty)"
     end
+    local sleep = ngx.sleep
     return {
         name = "openresty",
+        transport = "cosocket",
         now = core.now,
         sleep = function(seconds)
-            if seconds > 0 then ngx.sleep(seconds) end
+            if seconds > 0 then sleep(seconds) end
         end,
-        wait_io = function(session, seconds)
-            local t = session:timeout() or 0.01
-            ngx.sleep(min(seconds, 0.01, t > 0.001 and t or 0.001))
+        wait_io = function(_, seconds)
+            if seconds > 0 then sleep(min(seconds, 0.01)) end
         end,
     }
 end

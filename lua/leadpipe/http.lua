@@ -265,9 +265,11 @@ function Transport:finish(call)
         local err
         if not status then
             local message, kind = headers, body
-            err = errors.new(kind == "timeout" and "timeout" or "network", scrub(message, key), {
+            -- kind "host": the host cannot do I/O here (an nginx phase without cosockets)
+            local ekind = (kind == "timeout" or kind == "host") and kind or "network"
+            err = errors.new(ekind, scrub(message, key), {
                 code = kind,
-                retryable = kind ~= "too_large" and kind ~= "tls" and kind ~= "aborted",
+                retryable = kind ~= "too_large" and kind ~= "tls" and kind ~= "aborted" and kind ~= "host",
                 method = call.method,
                 path = call.path,
             })
