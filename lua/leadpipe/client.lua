@@ -85,8 +85,9 @@ function _M.new(opts)
     local host, herr = hosts.resolve(o.host)
     if not host then raise(invalid(fname, "host", herr), 2) end
 
-    local ua = "leadpipe-lua/" .. VERSION .. " " .. core.curl_version:match("^(%S+)")
-        .. " " .. _VERSION:gsub(" ", "/")
+    -- What carries the bytes: libcurl, or nginx's cosockets under the openresty host.
+    local wire = host.transport == "cosocket" and "ngx_lua" or core.curl_version:match("^(%S+)")
+    local ua = "leadpipe-lua/" .. VERSION .. " " .. wire .. " " .. _VERSION:gsub(" ", "/")
     if o.user_agent then ua = ua .. " " .. o.user_agent end
 
     local transport = http.new{
