@@ -93,7 +93,6 @@ local running, resume, yield, status = coroutine.running, coroutine.resume, coro
 local isyieldable = coroutine.isyieldable
 local tostring, pcall, select, unpack = tostring, pcall, select, table.unpack or unpack
 local getinfo = debug.getinfo
-local stderr = io.stderr
 
 local PUC51 = _VERSION == "Lua 5.1" and rawget(_G, "jit") == nil
 
@@ -118,7 +117,7 @@ local function report(err)
             notify()
         end
     else
-        stderr:write(tostring(err), "\n")
+        io.stderr:write(tostring(err), "\n")
     end
 end
 
@@ -152,6 +151,7 @@ end
 -- (a loop callback or run), so a coroutine never resumes inside the code that woke it.
 local ready = {}
 local draining = false
+local active = 0 -- > 0 while a loop callback of leadpipe or run() is on the stack
 
 local function resume_waiter(w)
     if w.waiting and status(w.co) == "suspended" then step(w.co) end
@@ -197,9 +197,11 @@ local function luv_host(name, uv, vim)
         return function(...)
             stats.wakeups = stats.wakeups + 1
             stats[counter] = stats[counter] + 1
+            active = active + 1
             local ok, err = pcall(fn, ...)
             if not ok then report(err) end
             drain()
+            active = active - 1
         end
     end
 
@@ -263,6 +265,12 @@ local function luv_host(name, uv, vim)
         later = function(w)
             stats.resumes = stats.resumes + 1
             ready[#ready + 1] = w
+            if active == 0 then
+                -- woken from code that is not ours (a callback of the application): resume
+                -- from a timer of our own, on the next turn of the loop
+                local t = uv.new_timer()
+                t:start(0, 0, guard("timers", function() t:close() end))
+            end
         end
     end
 
@@ -357,8 +365,10 @@ function _M.run(fn, on_error, ...)
         local args = { n = select("#", ...), ... }
         vim.schedule(function() step(co, unpack(args, 1, args.n)) end)
     else
+        active = active + 1
         step(co, ...)
         drain()
+        active = active - 1
     end
     return co
 end

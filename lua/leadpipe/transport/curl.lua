@@ -133,9 +133,11 @@ local function socket_wait(self, req, deadline)
         end
         current = host.waker("request")
         self.waiters[current] = req
-        if deadline and not dtimer then
-            dtimer = self.io.timer(function() host.wake(current) end)
-            dtimer:start(ceil((deadline - host.now()) * 1000))
+        if deadline then
+            -- (re)armed each turn: a loop's timer may fire a little before the host's clock
+            -- says the deadline has come
+            dtimer = dtimer or self.io.timer(function() host.wake(current) end)
+            dtimer:start(ceil((deadline - host.now()) * 1000) + 1)
         end
         host.await(current)
         self.waiters[current] = nil
