@@ -44,9 +44,13 @@ MOCK_OBJ     = $(patsubst csrc/mock/%.c,$(OBJ)/mock/%.o,$(MOCK_SRC))
 CORE_SO      = $(BUILD)/leadpipe/core.so
 MOCK_SO      = $(BUILD)/leadpipe/mockserver.so
 
-# Debian packages the project needs; `make deps` installs the missing ones.
-DEB_PACKAGES ?= lua$(LUA_VERSION) liblua$(LUA_VERSION)-dev lua-cjson lua-busted lua-check \
-	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3
+# Debian packages the project needs; `make deps` installs the missing ones. LuaJIT is
+# Debian's luajit2 (pkg-config name `luajit`; it conflicts with the `luajit` package), which
+# the specs also use for Neovim (the neovim host's spec runs a headless nvim on build/jit).
+LUA_DEB     ?= $(if $(filter jit,$(LUA_VERSION)),,lua$(LUA_VERSION) liblua$(LUA_VERSION)-dev)
+DEB_PACKAGES ?= $(LUA_DEB) lua-cjson lua-busted lua-check \
+	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3 \
+	neovim lua-luv luajit2 libluajit2-5.1-dev
 
 BUSTED       = $(LUA) /usr/bin/busted --cpath="./$(BUILD)/?.so"
 LUA_ENV      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./$(BUILD)/?.so;;"
@@ -86,8 +90,10 @@ lint:
 spec: build
 	@$(LUA_ENV) LEADPIPE_LUA=$(LUA) LEADPIPE_BUILD=$(BUILD) sh tools/run-specs.sh $(BUSTED)
 
+# The neovim spec runs Neovim, whose Lua is LuaJIT: build/jit is built too.
 test: deps
 	@$(MAKE) --no-print-directory build
+	@$(if $(filter jit,$(LUA_VERSION)),,$(MAKE) --no-print-directory build LUA_VERSION=jit)
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory spec
 

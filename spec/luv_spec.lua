@@ -202,15 +202,16 @@ describe("the luv host", function()
     end)
 
     it("has no wake-up of its own while a transfer is idle", function()
-        srv:configure{ latency_ms = 500 }
+        srv:configure{ latency_ms = 1000 }
         local client = new_client()
         local st = client.host.stats
         local at, marks = {}, uv.new_timer()
         local status
-        -- Snapshots at 260 ms and 480 ms: after libcurl's connect-phase timers (about 200 ms),
-        -- before the answer (500 ms).
+        -- Snapshots at 500 ms and 950 ms: after libcurl's connect-phase timers (about 200 ms),
+        -- before the answer (1 s).
+        uv.update_time()
         local t0 = uv.now()
-        marks:start(260, 220, function()
+        marks:start(500, 450, function()
             at[#at + 1] = st.wakeups
             if #at == 2 then marks:close() end
         end)
@@ -221,9 +222,11 @@ describe("the luv host", function()
         assert.is_true(run_loop(10))
         assert.are.equal("ok", status)
         assert.are.equal(2, #at)
-        note("luv (%s): a 500 ms request: %d wake-ups in all, %d between 260 and 480 ms; %d ms",
+        note("luv (%s): a 1 s request: %d wake-ups in all, %d between 500 and 950 ms; %d ms",
             LUA, st.wakeups, at[2] - at[1], uv.now() - t0)
-        assert.are.equal(0, at[2] - at[1])
+        if not os.getenv("LEADPIPE_VALGRIND") then -- (timing: not under valgrind)
+            assert.are.equal(0, at[2] - at[1])
+        end
         assert.is_true(st.wakeups <= 8)
     end)
 

@@ -226,6 +226,9 @@ local function luv_host(name, uv, vim)
     Timer.__index = Timer
     function Timer:start(ms)
         if self.closed then return end
+        -- The loop's clock is cached per turn and may be old here (a start from outside a
+        -- callback, or after long work): without this the timer could fire early.
+        uv.update_time()
         self.handle:stop()
         self.handle:start(ms > 0 and ms - ms % 1 or 0, 0, self.cb)
     end
