@@ -110,6 +110,21 @@ describe("the neovim host in Neovim", function()
         assert.is_false(R.plugin_modifiable)
     end)
 
+    it("loads the example from the repository root with :luafile, leadpipe found on its own", function()
+        local out = os.tmpname()
+        finally(function() os.remove(out) end)
+        local probe = ("local ok, e = require('leadpipe_demo').setup_paths(); "
+            .. "local f = io.open('%s', 'w'); f:write(tostring(ok), ' ', tostring(e), ' ', "
+            .. "vim.fn.exists(':LeadpipeTop')); f:close()"):format(out)
+        sh(("env -u LEADPIPE_API_KEY timeout 30 nvim --headless -u NONE -i NONE "
+            .. "-c 'luafile examples/neovim/leadpipe_demo.lua' -c \"lua %s\" -c 'qa!' "
+            .. "</dev/null >/dev/null 2>&1"):format(probe))
+        local f = assert(io.open(out))
+        local text = f:read("*a")
+        f:close()
+        assert.are.equal("true nil 2", text)
+    end)
+
     it(":checkhealth leadpipe_demo reports the core, the decoder and the key", function()
         local text = table.concat(R.health_lines, "\n")
         assert.truthy(text:find("OK:? leadpipe.core loads"), text)
