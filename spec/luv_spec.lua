@@ -115,6 +115,7 @@ describe("core.session{ mode = 'socket' }", function()
                 timer:stop()
                 if t then timer:start(t, 0, function() s:socket_action(); apply() end) end
             end
+            if req:done() then uv.stop() end
         end
         apply()
         assert.is_true(run_loop(5))

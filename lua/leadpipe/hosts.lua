@@ -25,6 +25,9 @@
 --       host.await(w)                yields until host.wake(w) (other resumes are ignored)
 --       host.wake(w)                 idempotent; the coroutine resumes later from the loop,
 --                                    never inside the caller of wake
+--       host.relax()                 optional: gives the loop a turn when the coroutine has
+--                                    run for host.slice seconds (0.01) without waiting; the
+--                                    wire calls it when a request was done before it waited
 --   Callbacks from the loop count in host.stats (wakeups = polls + timers) and never let
 --   an error out into the loop.
 -- "blocking" (the default) blocks the process in curl_multi_poll / nanosleep.
@@ -132,8 +135,12 @@ local function explain(err)
     return err
 end
 
+-- When leadpipe last resumed a coroutine (host.relax measures the slice from it).
+local resumed_at = core.now()
+
 -- Resumes co; an error that ends it goes to its on_error, else to report().
 local function step(co, ...)
+    resumed_at = core.now()
     local ok, err = resume(co, ...)
     if not ok then
         err = explain(err)
@@ -183,7 +190,7 @@ end
 
 local function luv_host(name, uv, vim)
     local stats = { wakeups = 0, polls = 0, timers = 0, resumes = 0 }
-    local host = { name = name, now = core.now, stats = stats }
+    local host = { name = name, now = core.now, stats = stats, slice = 0.01 }
 
     function host.check(fname, level)
         local co, main = running()
@@ -289,6 +296,20 @@ local function luv_host(name, uv, vim)
             yield()
             w.waiting = false
         end
+    end
+
+    -- Long runs of work without a wait (prefetched pages that are already there) give the
+    -- loop a turn every SLICE seconds, so the editor never stalls for more than about that.
+    function host.relax()
+        if core.now() - resumed_at < host.slice then return end
+        local w = host.waker("relax")
+        local t
+        t = host.io.timer(function()
+            t:close()
+            host.wake(w)
+        end)
+        t:start(0)
+        host.await(w)
     end
 
     function host.sleep(seconds)

@@ -93,7 +93,8 @@ end
 local function wake_done(self)
     local host, failure = self.host, self.failure
     for w, req in pairs(self.waiters) do
-        if failure or req:done() then
+        local ok, done = pcall(req.done, req) -- (a request closed under its waiter: wake it)
+        if failure or not ok or done then
             self.waiters[w] = nil
             host.wake(w)
         end
@@ -116,6 +117,8 @@ local function socket_wait(self, req, deadline)
         if dtimer then dtimer:close() end
         return ...
     end
+    -- Done already (a prefetched page): no wait, but let the loop breathe if we ran long.
+    if host.relax and req:done() then host.relax() end
     while true do
         if req:done() then
             local status, headers, body = req:response()
