@@ -127,6 +127,7 @@ local function socket_wait(self, req, deadline)
         end
         if self.failure then
             req:close()
+            if not self.closed then pcall(apply, self) end
             return finish(nil, "event loop: " .. self.failure, "network")
         end
         if deadline and host.now() >= deadline then
