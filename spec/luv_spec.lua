@@ -327,6 +327,21 @@ describe("the luv host", function()
         assert.are.equal("aborted", r2[3])
     end)
 
+    it("reports a refused connection after its retries, with sockets reused between them", function()
+        -- (libuv reports the socket error as EBADF and luv prints that line on stderr)
+        local client = leadpipe.new{ api_key = "sk_test", base_url = "http://127.0.0.1:1",
+                                     host = "luv", max_retries = 2, backoff_base = 0.01 }
+        local v, err
+        hosts.run(function()
+            v, err = client:list_runs(aud)
+            client:close()
+        end)
+        assert.is_true(run_loop(10))
+        assert.is_nil(v)
+        assert.are.equal("network", err.kind)
+        assert.are.equal(3, err.attempts)
+    end)
+
     it("says what to do where PUC Lua 5.1 cannot yield inside a generic for", function()
         local client = new_client()
         local got
