@@ -48,8 +48,9 @@ MOCK_OBJ     = $(patsubst csrc/mock/%.c,$(OBJ)/mock/%.o,$(MOCK_SRC))
 CORE_SO      = $(BUILD)/leadpipe/core.so
 MOCK_SO      = $(BUILD)/leadpipe/mockserver.so
 
-# The Lua versions `make test` runs the whole suite on (jit: Debian's luajit2, the LuaJIT
-# that nginx's Lua module links; it conflicts with the `luajit` package).
+# The Lua versions `make test` runs the whole suite on (jit: Debian's luajit2, pkg-config
+# name `luajit`, the LuaJIT that nginx's Lua module links and the specs use for Neovim too;
+# it conflicts with the `luajit` package).
 TEST_LUAS   ?= 5.1 5.2 5.3 5.4 jit
 LUA_PACKAGES = lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
 	lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev
@@ -57,7 +58,7 @@ LUA_PACKAGES = lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev 
 # Debian packages the project needs; `make deps` installs the missing ones.
 DEB_PACKAGES ?= $(LUA_PACKAGES) lua-cjson lua-busted lua-check \
 	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3 \
-	nginx-light libnginx-mod-http-lua openssl
+	nginx-light libnginx-mod-http-lua openssl neovim lua-luv
 
 BUSTED       = $(LUA) /usr/bin/busted --cpath="./$(BUILD)/?.so"
 LUA_ENV      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./$(BUILD)/?.so;;"
@@ -98,9 +99,10 @@ spec: build
 	@$(LUA_ENV) LEADPIPE_LUA=$(LUA) LEADPIPE_BUILD=$(BUILD) sh tools/run-specs.sh $(BUSTED)
 
 # Every suite on every Lua in TEST_LUAS; the last line is the totals over all of them.
+# The nginx and Neovim specs run LuaJIT: build/jit is built in any case.
 test: deps
 	@$(MAKE) --no-print-directory build
-	@$(MAKE) --no-print-directory build LUA_VERSION=jit  # nginx's lua module loads build/jit (spec/openresty_spec.lua)
+	@$(if $(filter jit,$(LUA_VERSION)),,$(MAKE) --no-print-directory build LUA_VERSION=jit)
 	@$(MAKE) --no-print-directory lint
 	@TEST_LUAS="$(TEST_LUAS)" sh tools/test-all.sh $(MAKE)
 

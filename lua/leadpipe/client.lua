@@ -32,6 +32,13 @@ local check_id, check_int, check_number, check_function = args.check_id, args.ch
     args.check_number, args.check_function
 local check_opts, set, first = args.check_opts, args.set, args.first
 
+-- The host's check that leadpipe may wait here (event-loop hosts need a coroutine), made
+-- before anything is sent; the error names the caller's line.
+local function host_check(self, fname)
+    local check = self.host.check
+    return check and check(fname, 3)
+end
+
 -- ===== construction =====
 
 local NEW_OPTS = set{
@@ -212,6 +219,8 @@ end
 -- second run; the run echoes it in run.idempotencyKey.
 function Client:create_run(aud, opts)
     local fname = "create_run"
+    local herr = host_check(self, fname)
+    if herr then return nil, herr end
     local o, err = check_opts(fname, opts, set{ "idempotency_key" })
     if not o then return nil, err end
     err = check_id(fname, "audience_id", aud)
@@ -236,6 +245,8 @@ end
 --- client:list_runs(audience_id, { limit = 25 }) -> array of runs, newest first | nil, err
 function Client:list_runs(aud, opts)
     local fname = "list_runs"
+    local herr = host_check(self, fname)
+    if herr then return nil, herr end
     local o, err = check_opts(fname, opts, set{ "limit" })
     if not o then return nil, err end
     err = check_id(fname, "audience_id", aud) or check_int(fname, "limit", o.limit, 1, 100)
@@ -249,6 +260,8 @@ end
 --- client:cancel_run(audience_id, run_id) -> run | nil, err  (only a queued run can be cancelled)
 function Client:cancel_run(aud, run_id)
     local fname = "cancel_run"
+    local herr = host_check(self, fname)
+    if herr then return nil, herr end
     local err = check_run_ids(fname, aud, run_id)
     if err then return nil, err end
     return data_of(fname, self.transport:request{ method = "DELETE", path = run_path(aud, run_id) })
@@ -257,6 +270,8 @@ end
 --- client:stats(audience_id, run_id) -> stats data | nil, err (kind "not_ready" while pending)
 function Client:stats(aud, run_id)
     local fname = "stats"
+    local herr = host_check(self, fname)
+    if herr then return nil, herr end
     local err = check_run_ids(fname, aud, run_id)
     if err then return nil, err end
     local status, headers, body = self.transport:request{ path = run_path(aud, run_id) .. "/stats" }
@@ -271,6 +286,8 @@ end
 -- Follows the API's redirect to the file host without sending it the API key.
 function Client:export_csv(aud, run_id)
     local fname = "export_csv"
+    local herr = host_check(self, fname)
+    if herr then return nil, herr end
     local err = check_run_ids(fname, aud, run_id)
     if err then return nil, err end
     local status, headers, body = self.transport:request{
@@ -294,6 +311,8 @@ end
 -- A failed or cancelled run is an error of kind run_failed / run_cancelled with err.run.
 function Client:results(aud, run_id, opts)
     local fname = "results"
+    local herr = host_check(self, fname)
+    if herr then return nil, herr end
     local o, err = check_opts(fname, opts, RESULTS_OPTS)
     if not o then return nil, err end
     err = check_page_args(fname, aud, run_id, o)
@@ -338,6 +357,8 @@ end
 --  on_poll = function(page) end }) -> completed run | nil, err
 function Client:wait_run(aud, run_id, opts)
     local fname = "wait_run"
+    local herr = host_check(self, fname)
+    if herr then return nil, herr end
     local o, err = check_opts(fname, opts, WAIT_OPTS)
     if not o then return nil, err end
     err = check_run_ids(fname, aud, run_id) or check_wait_opts(fname, o)
@@ -498,6 +519,8 @@ end
 -- unless wait = false. `prefetch` pages are requested ahead while the caller works.
 function Client:pages(aud, run_id, opts)
     local fname = "pages"
+    local herr = host_check(self, fname)
+    if herr then error(herr, 2) end
     local o, err = check_opts(fname, opts, PAGES_OPTS)
     if not o then error(err, 2) end
     err = check_iter_args(fname, aud, run_id, o)
@@ -539,6 +562,8 @@ end
 -- JSON text (for writing JSON lines without building tables); `filter` is then not allowed.
 function Client:people(aud, run_id, opts)
     local fname = "people"
+    local herr = host_check(self, fname)
+    if herr then error(herr, 2) end
     local o, err = check_opts(fname, opts, PEOPLE_OPTS)
     if not o then error(err, 2) end
     err = check_iter_args(fname, aud, run_id, o) or check_function(fname, "filter", o.filter)

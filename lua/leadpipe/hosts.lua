@@ -1,16 +1,45 @@
 -- leadpipe.hosts: how the library waits.
 --
--- A host is a table with three functions; every wait in leadpipe goes through one:
+-- A host is a table; every wait in leadpipe goes through one. Every host has:
+--   host.name                    "blocking", "openresty", "neovim", "luv" or your own
 --   host.now()                   monotonic seconds (float)
 --   host.sleep(seconds)          wait that long without doing anything else
---   host.wait_io(session, secs)  wait until the session's transfers may progress, at most secs
+--   host.check(fname, level)     optional: nil when leadpipe may wait here, else an error
+--                                object (kind "invalid_argument", code "NOT_IN_COROUTINE")
+--                                naming the caller `level` frames up (as error()'s level);
+--                                the client calls it before it sends anything
+-- and one of two ways to wait for libcurl (the curl wire, transport/curl.lua, picks the
+-- session mode from it):
+--   host.wait_io(session, secs)  poll mode: wait until the session's transfers may progress,
+--                                at most secs (the blocking host: curl_multi_poll)
+--   host.io                      socket mode (event loops): the wire runs libcurl's
+--                                socket-action API and watches exactly curl's sockets:
+--       io.poll(fd, on_ready) -> watcher    watcher:start(events) ("r", "w", "rw"; "": watch
+--                                           nothing for now), watcher:close() (idempotent);
+--                                           on_ready(events) runs from the loop ("e" on error)
+--       io.timer(on_fire) -> timer          timer:start(ms) (one shot, restarts),
+--                                           timer:stop(), timer:close() (idempotent)
+--     plus the suspension of the running coroutine:
+--       host.waker(fname) -> w       for the running coroutine; raises the check's error
+--                                    outside a coroutine
+--       host.await(w)                yields until host.wake(w) (other resumes are ignored)
+--       host.wake(w)                 idempotent; the coroutine resumes later from the loop,
+--                                    never inside the caller of wake
+--       host.relax()                 optional: gives the loop a turn when the coroutine has
+--                                    run for host.slice seconds (0.01) without waiting; the
+--                                    wire calls it when a request was done before it waited
+--   Callbacks from the loop count in host.stats (wakeups = polls + timers) and never let
+--   an error out into the loop.
 -- "blocking" (the default) blocks the process in curl_multi_poll / nanosleep.
 -- "openresty" moves bytes over cosockets (its `transport` field names that wire) and sleeps
 -- with ngx.sleep, so an nginx worker keeps serving while leadpipe waits.
--- "neovim" (and "luv" for plain luv) yields the running coroutine and resumes it from a
--- vim.loop/luv timer, so the editor never freezes; leadpipe calls must then run inside a
--- coroutine (see hosts.run).
--- Any table with now/sleep/wait_io may be passed as a custom host.
+-- "neovim" (vim.loop) and "luv" (plain lua-luv) are event-loop hosts: leadpipe calls must
+-- run inside a coroutine (see hosts.run); on Neovim the coroutine is resumed through
+-- vim.schedule, so vim.api calls are legal right after any leadpipe call. Nothing polls:
+-- while a transfer is idle no callback of leadpipe runs.
+-- PUC Lua 5.1 cannot yield inside a generic-for iterator, pcall or a metamethod: there,
+-- call an iterator in a while loop (`local row = it()`); LuaJIT and 5.2+ have no such limit.
+-- Any table with now/sleep and wait_io or io may be passed as a custom host.
 
 local core = require "leadpipe.core"
 
@@ -63,45 +92,255 @@ end
 
 -- ===== neovim / luv =====
 
-local function luv_host(name, uv)
-    local function sleep(seconds)
-        local co, main = coroutine.running()
-        if not co or main then
-            error("leadpipe: the " .. name .. " host must be used inside a coroutine "
-                .. "(wrap the work in leadpipe.hosts.run(fn))", 3)
+local errors = require "leadpipe.errors"
+
+local running, resume, yield, status = coroutine.running, coroutine.resume, coroutine.yield,
+    coroutine.status
+local isyieldable = coroutine.isyieldable
+local tostring, pcall, select, unpack = tostring, pcall, select, table.unpack or unpack
+local getinfo = debug.getinfo
+
+local PUC51 = _VERSION == "Lua 5.1" and rawget(_G, "jit") == nil
+
+local function nvim()
+    local vim = rawget(_G, "vim")
+    return type(vim) == "table" and type(vim.schedule) == "function" and vim or nil
+end
+
+-- co -> on_error (set by run); weak, so a finished coroutine goes away.
+local handlers = setmetatable({}, { __mode = "k" })
+
+-- The one way an unhandled error leaves leadpipe's coroutines: never as a raise into an
+-- event loop's callback. On Neovim through vim.notify, elsewhere on stderr.
+local function report(err)
+    local vim = nvim()
+    if vim and type(vim.notify) == "function" then
+        local level = type(vim.log) == "table" and vim.log.levels and vim.log.levels.ERROR or 4
+        local function notify() pcall(vim.notify, tostring(err), level) end
+        if type(vim.in_fast_event) == "function" and vim.in_fast_event() then
+            vim.schedule(notify)
+        else
+            notify()
         end
-        local timer = uv.new_timer()
-        local ms = seconds > 0 and seconds * 1000 or 0
-        timer:start(ms - ms % 1, 0, function()
-            timer:stop()
-            timer:close()
-            local ok, err = coroutine.resume(co)
-            if not ok then error(err, 0) end
-        end)
-        coroutine.yield()
+    else
+        io.stderr:write(tostring(err), "\n")
     end
-    return {
-        name = name,
-        now = core.now,
-        sleep = sleep,
-        wait_io = function(session, seconds)
-            local t = session:timeout() or 0.01
-            sleep(min(seconds, 0.01, t > 0.001 and t or 0.001))
+end
+
+-- Turns PUC Lua 5.1's refusal to yield into an error object that says what to do.
+local function explain(err)
+    if PUC51 and type(err) == "string" and err:find("attempt to yield across", 1, true) then
+        return errors.new("invalid_argument", "Lua 5.1 cannot yield from inside a generic for "
+            .. "iterator, pcall or a metamethod, which the neovim and luv hosts need: call the "
+            .. "iterator in a while loop (local it = client:people(...); local row = it()), or "
+            .. "use LuaJIT or Lua 5.2+ (" .. err .. ")", { code = "NOT_YIELDABLE" })
+    end
+    return err
+end
+
+-- When leadpipe last resumed a coroutine (host.relax measures the slice from it).
+local resumed_at = core.now()
+
+-- Resumes co; an error that ends it goes to its on_error, else to report().
+local function step(co, ...)
+    resumed_at = core.now()
+    local ok, err = resume(co, ...)
+    if not ok then
+        err = explain(err)
+        local on_error = handlers[co]
+        if on_error then
+            local ok2, err2 = pcall(on_error, err)
+            if not ok2 then report(err2) end
+        else
+            report(err)
+        end
+    end
+end
+
+-- Wakers woken while something else ran; resumed by drain() from the top of the stack
+-- (a loop callback or run), so a coroutine never resumes inside the code that woke it.
+local ready = {}
+local draining = false
+local active = 0 -- > 0 while a loop callback of leadpipe or run() is on the stack
+
+local function resume_waiter(w)
+    if w.waiting and status(w.co) == "suspended" then step(w.co) end
+end
+
+local function drain()
+    if draining then return end
+    draining = true
+    local i = 1
+    while ready[i] do
+        local w = ready[i]
+        ready[i] = false
+        i = i + 1
+        resume_waiter(w)
+    end
+    for j = i - 1, 1, -1 do ready[j] = nil end
+    draining = false
+end
+
+local function check_error(name, fname, level)
+    local info = getinfo(level + 1, "Sl")
+    local where = info and info.currentline and info.currentline > 0
+        and (info.short_src .. ":" .. info.currentline) or "?"
+    return errors.new("invalid_argument", (fname or "leadpipe") .. " called at " .. where
+        .. " outside a coroutine: the " .. name .. " host waits by yielding; wrap the work in "
+        .. "leadpipe.hosts.run(fn)" .. (PUC51 and " (Lua 5.1: and iterate with a while loop, "
+        .. "not a generic for)" or ""), { code = "NOT_IN_COROUTINE", argument = "host", where = where })
+end
+
+local function luv_host(name, uv, vim)
+    local stats = { wakeups = 0, polls = 0, timers = 0, resumes = 0 }
+    local host = { name = name, now = core.now, stats = stats, slice = 0.01 }
+
+    function host.check(fname, level)
+        local co, main = running()
+        if co and not main and (not isyieldable or isyieldable()) then return nil end
+        local err = check_error(name, fname, (level or 1) + 1)
+        return err -- (not a tail call: it would drop this frame from the count)
+    end
+
+    -- A callback of the loop: counted, protected, and followed by the resumes it caused.
+    local function guard(counter, fn)
+        return function(...)
+            stats.wakeups = stats.wakeups + 1
+            stats[counter] = stats[counter] + 1
+            active = active + 1
+            local ok, err = pcall(fn, ...)
+            if not ok then report(err) end
+            drain()
+            active = active - 1
+        end
+    end
+
+    local Watcher = {}
+    Watcher.__index = Watcher
+    function Watcher:start(events)
+        if self.closed then return end
+        if events == "" then
+            self.handle:stop()
+        else
+            self.handle:start(events, self.cb)
+        end
+    end
+    function Watcher:close()
+        if self.closed then return end
+        self.closed = true
+        self.handle:stop()
+        self.handle:close()
+    end
+
+    local Timer = {}
+    Timer.__index = Timer
+    function Timer:start(ms)
+        if self.closed then return end
+        -- The loop's clock is cached per turn and may be old here (a start from outside a
+        -- callback, or after long work): without this the timer could fire early.
+        uv.update_time()
+        self.handle:stop()
+        self.handle:start(ms > 0 and ms - ms % 1 or 0, 0, self.cb)
+    end
+    function Timer:stop()
+        if not self.closed then self.handle:stop() end
+    end
+    Timer.close = Watcher.close
+
+    host.io = {
+        poll = function(fd, on_ready)
+            local handle, err = uv.new_poll(fd)
+            if not handle then error("uv.new_poll(" .. tostring(fd) .. "): " .. tostring(err), 0) end
+            return setmetatable({ handle = handle, cb = guard("polls", function(perr, events)
+                on_ready(perr and "e" or events)
+            end) }, Watcher)
+        end,
+        timer = function(on_fire)
+            return setmetatable({ handle = uv.new_timer(), cb = guard("timers", on_fire) }, Timer)
         end,
     }
+
+    function host.waker(fname)
+        local co, main = running()
+        if not co or main then error(check_error(name, fname or "leadpipe", 2), 2) end
+        return { co = co }
+    end
+
+    local later
+    if vim then
+        later = function(w)
+            vim.schedule(function()
+                stats.resumes = stats.resumes + 1
+                resume_waiter(w)
+            end)
+        end
+    else
+        later = function(w)
+            stats.resumes = stats.resumes + 1
+            ready[#ready + 1] = w
+            if active == 0 then
+                -- woken from code that is not ours (a callback of the application): resume
+                -- from a timer of our own, on the next turn of the loop
+                local t = uv.new_timer()
+                t:start(0, 0, guard("timers", function() t:close() end))
+            end
+        end
+    end
+
+    function host.wake(w)
+        if w.fired then return end
+        w.fired = true
+        if w.waiting then later(w) end
+    end
+
+    function host.await(w)
+        while not w.fired do -- a resume that is not ours (the user's scheduler) changes nothing
+            w.waiting = true
+            yield()
+            w.waiting = false
+        end
+    end
+
+    -- Long runs of work without a wait (prefetched pages that are already there) give the
+    -- loop a turn every SLICE seconds, so the editor never stalls for more than about that.
+    function host.relax()
+        if core.now() - resumed_at < host.slice then return end
+        local w = host.waker("relax")
+        local t
+        t = host.io.timer(function()
+            t:close()
+            host.wake(w)
+        end)
+        t:start(0)
+        host.await(w)
+    end
+
+    function host.sleep(seconds)
+        local w = host.waker("sleep")
+        local t
+        t = host.io.timer(function()
+            t:close()
+            host.wake(w)
+        end)
+        local ms = seconds > 0 and seconds * 1000 or 0
+        t:start(ms)
+        host.await(w)
+    end
+
+    return host
 end
 
 local function neovim()
-    local vim = vim -- luacheck: ignore (read global only here)
-    local uv = type(vim) == "table" and (vim.uv or vim.loop)
+    local vim = nvim()
+    local uv = vim and (vim.uv or vim.loop)
     if not uv then return nil, "the neovim host needs vim.loop (run inside Neovim)" end
-    return luv_host("neovim", uv)
+    return luv_host("neovim", uv, vim)
 end
 
 local function luv()
     local ok, uv = pcall(require, "luv")
     if not ok then return nil, "the luv host needs the luv module" end
-    return luv_host("luv", uv)
+    return luv_host("luv", uv, nil)
 end
 
 local factories = { openresty = openresty, neovim = neovim, luv = luv }
@@ -117,27 +356,47 @@ function _M.resolve(host)
         return f()
     end
     if type(host) == "table" then
-        for _, fn in pairs({ "now", "sleep", "wait_io" }) do
+        for _, fn in pairs({ "now", "sleep" }) do
             if type(host[fn]) ~= "function" then
                 return nil, "host table lacks the function '" .. fn .. "'"
             end
+        end
+        if type(host.io) == "table" then
+            for _, fn in pairs({ "waker", "await", "wake" }) do
+                if type(host[fn]) ~= "function" then
+                    return nil, "host table with io lacks the function '" .. fn .. "'"
+                end
+            end
+        elseif type(host.wait_io) ~= "function" then
+            return nil, "host table lacks the function 'wait_io' (or the table 'io')"
         end
         return host
     end
     return nil, "must be a host name or a host table"
 end
 
---- Runs fn(...) in a new coroutine (for the neovim and luv hosts); returns the coroutine.
--- An error inside fn is re-raised from the resume that met it, or passed to on_error.
+--- hosts.run(fn, on_error, ...) -> coroutine: runs fn(...) in a new coroutine, at once
+-- (on Neovim, from a fast event such as a vim.loop callback: through vim.schedule).
+-- An error that ends fn goes to on_error(err); without on_error it is reported, never
+-- raised: through vim.notify(tostring(err), ERROR) in Neovim, on stderr elsewhere.
+-- (No pcall inside the coroutine: PUC Lua 5.1 cannot yield across one.)
 function _M.run(fn, on_error, ...)
-    local co = coroutine.create(function(...)
-        local ok, err = pcall(fn, ...)
-        if not ok then
-            if on_error then on_error(err) else error(err, 0) end
-        end
-    end)
-    local ok, err = coroutine.resume(co, ...)
-    if not ok then error(err, 0) end
+    if type(fn) ~= "function" then error("hosts.run: fn must be a function", 2) end
+    if on_error ~= nil and type(on_error) ~= "function" then
+        error("hosts.run: on_error must be a function or nil", 2)
+    end
+    local co = coroutine.create(fn)
+    handlers[co] = on_error
+    local vim = nvim()
+    if vim and type(vim.in_fast_event) == "function" and vim.in_fast_event() then
+        local args = { n = select("#", ...), ... }
+        vim.schedule(function() step(co, unpack(args, 1, args.n)) end)
+    else
+        active = active + 1
+        step(co, ...)
+        drain()
+        active = active - 1
+    end
     return co
 end
 

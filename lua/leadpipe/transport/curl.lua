@@ -12,12 +12,21 @@
 --   wire:pump()           advances transfers without waiting (prefetched pages arrive)
 --   wire:close()          drops everything in flight; idempotent
 -- This one owns one libcurl multi handle (kept-alive connections, several transfers in
--- flight) and waits through the host's wait_io(session, seconds).
+-- flight). How it waits depends on the host (see hosts.lua):
+--   poll mode (host.wait_io; the blocking host): wait() drives the session with perform()
+--     and blocks in host.wait_io(session, seconds).
+--   socket mode (host.io; the neovim and luv hosts): the session runs libcurl's
+--     socket-action API. After every call into libcurl the wire applies what libcurl asked
+--     for: one io.poll watcher per socket it named (started, changed, closed as told) and
+--     one io.timer for its timeout (closed when it has none, so an idle wire holds no loop
+--     handle). Readiness and timeouts call session:socket_action from the loop; wait()
+--     suspends the calling coroutine (host.waker/await) and is woken only when its request
+--     is done, its deadline passes or the loop failed: no polling.
 
 local core = require "leadpipe.core"
 
-local setmetatable = setmetatable
-local min = math.min
+local setmetatable, pairs, pcall, tostring = setmetatable, pairs, pcall, tostring
+local min, ceil = math.min, math.ceil
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -26,23 +35,131 @@ Wire.__index = Wire
 
 --- cfg: connect_timeout, timeout, max_response, user_agent, verify; host: the client's host.
 function _M.new(cfg, host)
+    local io = type(host.io) == "table" and host.io or nil
     local session = core.session{
         connect_timeout = cfg.connect_timeout,
         timeout = cfg.timeout,
         max_response = cfg.max_response,
         user_agent = cfg.user_agent,
         verify = cfg.verify,
+        mode = io and "socket" or "poll",
     }
-    return setmetatable({ session = session, host = host }, Wire)
+    return setmetatable({
+        session = session, host = host, io = io,
+        watchers = {},  -- fd -> io.poll watcher (socket mode)
+        timer = nil,    -- io.timer for libcurl's timeout, while it has one
+        waiters = {},   -- waker -> request its coroutine waits for
+        failure = nil,  -- what broke the loop side (socket mode), reported by wait()
+    }, Wire)
 end
 
+-- ===== socket mode =====
+
+local drive
+
+-- Applies what libcurl asked for since the last call: watchers and the timer.
+local function apply(self)
+    local session, io, watchers = self.session, self.io, self.watchers
+    local changes = session:socket_changes()
+    for i = 1, #changes, 2 do
+        local fd, what = changes[i], changes[i + 1]
+        local w = watchers[fd]
+        if what == "remove" then
+            if w then
+                w:close()
+                watchers[fd] = nil
+            end
+        else
+            if not w then
+                w = io.poll(fd, function(events) drive(self, fd, events) end)
+                watchers[fd] = w
+            end
+            w:start(what)
+        end
+    end
+    local ms, changed = session:timer()
+    if changed then
+        if ms then
+            self.timer = self.timer or io.timer(function() drive(self) end)
+            self.timer:start(ms)
+        elseif self.timer then
+            self.timer:close()
+            self.timer = nil
+        end
+    end
+end
+
+-- Wakes the coroutines whose request is done (all of them when the loop side failed).
+local function wake_done(self)
+    local host, failure = self.host, self.failure
+    for w, req in pairs(self.waiters) do
+        local ok, done = pcall(req.done, req) -- (a request closed under its waiter: wake it)
+        if failure or not ok or done then
+            self.waiters[w] = nil
+            host.wake(w)
+        end
+    end
+end
+
+-- From the loop: fd is ready for events (fd nil: libcurl's timeout expired). Never raises.
+function drive(self, fd, events)
+    if self.closed then return end
+    local ok, err = pcall(self.session.socket_action, self.session, fd, events)
+    if ok then ok, err = pcall(apply, self) end
+    if not ok then self.failure = self.failure or tostring(err) end
+    wake_done(self)
+end
+
+local function socket_wait(self, req, deadline)
+    local host = self.host
+    local current, dtimer -- the waker of this turn; the deadline's timer
+    local function finish(...)
+        if dtimer then dtimer:close() end
+        return ...
+    end
+    -- Done already (a prefetched page): no wait, but let the loop breathe if we ran long.
+    if host.relax and req:done() then host.relax() end
+    while true do
+        if req:done() then
+            local status, headers, body = req:response()
+            req:close()
+            return finish(status, headers, body)
+        end
+        if self.failure then
+            req:close()
+            if not self.closed then pcall(apply, self) end
+            return finish(nil, "event loop: " .. self.failure, "network")
+        end
+        if deadline and host.now() >= deadline then
+            req:close()
+            pcall(apply, self)
+            return finish(nil, "the deadline passed while the request was in flight", "timeout")
+        end
+        current = host.waker("request")
+        self.waiters[current] = req
+        if deadline then
+            -- (re)armed each turn: a loop's timer may fire a little before the host's clock
+            -- says the deadline has come
+            dtimer = dtimer or self.io.timer(function() host.wake(current) end)
+            dtimer:start(ceil((deadline - host.now()) * 1000) + 1)
+        end
+        host.await(current)
+        self.waiters[current] = nil
+    end
+end
+
+-- ===== the wire =====
+
 function Wire:send(spec)
-    return self.session:request{
+    local req = self.session:request{
         method = spec.method, url = spec.url, headers = spec.headers, body = spec.body,
     }
+    if self.io then apply(self) end
+    return req
 end
 
 function Wire:wait(req, deadline)
+    if self.io then return socket_wait(self, req, deadline) end
     local host, session = self.host, self.session
     while true do
         session:perform()
@@ -64,15 +181,33 @@ function Wire:wait(req, deadline)
     end
 end
 
-function Wire.cancel(_, req)
+function Wire:cancel(req)
     req:close()
+    if self.io and not self.closed then apply(self) end
 end
 
+-- Socket mode: transfers advance from the loop whenever the caller yields; nothing to do.
 function Wire:pump()
-    self.session:perform()
+    if not self.io then self.session:perform() end
 end
 
 function Wire:close()
+    if self.io and not self.closed then
+        self.closed = true
+        -- Stop watching before libcurl closes its sockets.
+        for fd, w in pairs(self.watchers) do
+            w:close()
+            self.watchers[fd] = nil
+        end
+        if self.timer then
+            self.timer:close()
+            self.timer = nil
+        end
+        self.session:close()
+        self.failure = self.failure or "the client was closed"
+        wake_done(self)
+        return
+    end
     self.session:close()
 end
 
