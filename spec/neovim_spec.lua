@@ -19,9 +19,14 @@ local function note(fmt, ...)
     io.stderr:write("# ", fmt:format(...), "\n")
 end
 
-if not have_nvim() then
+-- make test runs this once, in its LuaJIT suite (Neovim loads build/jit whatever Lua runs busted).
+local only = os.getenv("LEADPIPE_HOST_SPECS")
+local why = not have_nvim() and "nvim is not installed (apt-get install neovim)"
+    or (only and only ~= "" and not (os.getenv("LEADPIPE_BUILD") or ""):find(only, 1, true)
+        and "runs once, in the " .. only .. " suite of make test")
+if why then
     describe("neovim host", function()
-        pending("nvim is not installed (apt-get install neovim)")
+        pending(why)
     end)
     return
 end
