@@ -78,8 +78,9 @@ end
 local function run(cmd)
     local errf = os.tmpname()
     local t0 = core.now()
-    local p = assert(io.popen(format("timeout %d %s 2>%s; echo \"@exit=$?\"", TIMEOUT, cmd,
-        quote(errf))))
+    -- --foreground: the job stays in our process group, so Ctrl-C reaches it too
+    local p = assert(io.popen(format("timeout --foreground -k 5 %d %s 2>%s; echo \"@exit=$?\"",
+        TIMEOUT, cmd, quote(errf))))
     local out = p:read("*a")
     p:close()
     local dt = core.now() - t0
