@@ -2,7 +2,7 @@
 #
 #   make demo       build, start the fake API (unless LEADPIPE_API_KEY is set), run the quickstart
 #   make test       deps + build + lint + every spec suite; ends with "N passed, N failed"
-#   make bench      benchmarks (never part of `make test`)
+#   make bench      side-by-side benchmark vs curl+jq, Python, plain Lua (not in `make test`)
 #   make valgrind   the specs under valgrind (leaks and errors in the C modules)
 #
 # Outputs go under build/$(LUA_VERSION)/, never into the source tree.
@@ -46,7 +46,8 @@ MOCK_SO      = $(BUILD)/leadpipe/mockserver.so
 
 # Debian packages the project needs; `make deps` installs the missing ones.
 DEB_PACKAGES ?= lua$(LUA_VERSION) liblua$(LUA_VERSION)-dev lua-cjson lua-busted lua-check \
-	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3
+	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3 \
+	jq
 
 BUSTED       = $(LUA) /usr/bin/busted --cpath="./$(BUILD)/?.so"
 LUA_ENV      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./$(BUILD)/?.so;;"
@@ -95,7 +96,12 @@ valgrind: build
 	@$(LUA_ENV) LEADPIPE_LUA=$(LUA) LEADPIPE_BUILD=$(BUILD) LEADPIPE_VALGRIND=1 \
 		sh tools/valgrind.sh $(BUSTED)
 
+# The side-by-side comparison (bench/harness.lua); LuaJIT joins when it is installed.
+# Knobs: BENCH_QUICK=1, BENCH_REPS=N, BENCH_SLOW_REPS=N, BENCH_STRICT=1 (see tools/bench.sh).
 bench: build
+	@if [ "$(LUA_VERSION)" != jit ] && command -v luajit >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory build LUA_VERSION=jit \
+		|| echo "bench: the LuaJIT build failed; its contender is skipped"; fi
 	@$(LUA_ENV) LEADPIPE_BUILD=$(BUILD) sh tools/bench.sh $(LUA)
 
 demo: deps
