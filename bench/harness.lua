@@ -138,10 +138,18 @@ local function version(cmd)
     return out:match("^(%S+%s+%S+)") or out:match("^[^\n]*") or "?"
 end
 
+local function loadavg()
+    return read_file("/proc/loadavg"):match("^(%S+ %S+ %S+)") or "?"
+end
+
 local function machine()
     local cpu = read_file("/proc/cpuinfo"):match("model name%s*:%s*([^\n]+)") or "unknown CPU"
+    local nproc = sh("nproc")
+    local load1 = tonumber(loadavg():match("^%S+") or "")
     local lines = {
-        format("- machine: %s CPUs (nproc), %s", sh("nproc"), cpu),
+        format("- machine: %s CPUs (nproc), %s; load average at start %s%s", nproc, cpu, loadavg(),
+            load1 and tonumber(nproc) and load1 > 0.5 * tonumber(nproc)
+                and " (**busy machine: expect noisy numbers**)" or ""),
         format("- %s: %s", LUA, version(LUA .. " -v")),
     }
     if have("luajit") then lines[#lines + 1] = "- luajit: " .. version("luajit -v") end
@@ -326,7 +334,7 @@ local function speed_targets(list, res, other_id, factor, label)
         if ours and theirs then
             local x = theirs / ours
             lines[#lines + 1] = target(format("%s %s", list[id].name, label),
-                format("%.2f× faster", x), x >= factor)
+                x >= 1 and format("%.2f× faster", x) or format("%.2f× slower", 1 / x), x >= factor)
         end
     end
     if #lines == 0 then
@@ -507,8 +515,8 @@ print("## 5. Plain where (" .. HOOK_DIR .. "/where_plain.lua)")
 print(hook("where_plain.lua"))
 
 print("")
-print(format("Targets met: %d of %d. Total time %.0f s.", targets.met, targets.met + targets.missed,
-    core.now() - t_start))
+print(format("Targets met: %d of %d. Total time %.0f s. Load average at the end %s.", targets.met,
+    targets.met + targets.missed, core.now() - t_start, loadavg()))
 if #failures > 0 then
     print("")
     print(format("**FAILED**: %d problem(s):", #failures))
