@@ -13,6 +13,7 @@
 --   BENCH_ROWS_MAIN, BENCH_ROWS_LATENCY, BENCH_ROWS_RSS_SMALL, BENCH_ROWS_RSS_LARGE, BENCH_LATENCY_MS
 --   BENCH_REPS (5; 1 when BENCH_QUICK=1), BENCH_SLOW_REPS (curl + jq: 3, at most BENCH_REPS)
 --   BENCH_HOOK_DIR (bench): decode_page.lua and where_plain.lua there are run and quoted
+--   BENCH_CONTENDER_DIR (bench/contenders): where the contenders' scripts are (specs swap one)
 --   BENCH_STRICT=1: exit 3 when a target is missed (otherwise targets are only reported)
 --   LEADPIPE_BUILD (build/5.4), BENCH_JIT_BUILD (build/jit), BENCH_TIMEOUT (600 s per job)
 -- Exit status: 0 ok, 1 a contender failed or the counts disagree, 2 bad setup, 3 strict miss.
@@ -24,6 +25,7 @@ local JIT_BUILD = os.getenv("BENCH_JIT_BUILD") or "build/jit"
 local QUICK = os.getenv("BENCH_QUICK") == "1"
 local STRICT = os.getenv("BENCH_STRICT") == "1"
 local HOOK_DIR = os.getenv("BENCH_HOOK_DIR") or "bench"
+local CONTENDER_DIR = os.getenv("BENCH_CONTENDER_DIR") or "bench/contenders"
 local TIMEOUT = tonumber(os.getenv("BENCH_TIMEOUT") or "") or 600
 
 local function env_number(name, default)
@@ -170,6 +172,7 @@ end
 
 -- Each: id, name, cmd (arguments follow), reps, why (set when it cannot run here).
 local function contenders()
+    local DIR = quote(CONTENDER_DIR)
     local list = {}
     local function add(c)
         c.reps = c.reps or REPS
@@ -177,8 +180,8 @@ local function contenders()
         list[c.id] = c
     end
     add{ id = "lp", name = "leadpipe " .. LUA, leadpipe = true,
-         cmd = format("env LUA_PATH=%s LUA_CPATH=%s %s bench/contenders/leadpipe.lua", quote(LP_PATH),
-             quote("./" .. BUILD .. "/?.so;;"), LUA) }
+         cmd = format("env LUA_PATH=%s LUA_CPATH=%s %s %s/leadpipe.lua", quote(LP_PATH),
+             quote("./" .. BUILD .. "/?.so;;"), LUA, DIR) }
     local jit_why
     if LUA == "luajit" then
         jit_why = "the harness Lua is already LuaJIT"
@@ -188,19 +191,19 @@ local function contenders()
         jit_why = JIT_BUILD .. "/leadpipe/core.so not built (make build LUA_VERSION=jit)"
     end
     add{ id = "jit", name = "leadpipe luajit", leadpipe = true, why = jit_why,
-         cmd = format("env LUA_PATH=%s LUA_CPATH=%s luajit bench/contenders/leadpipe.lua", quote(LP_PATH),
-             quote("./" .. JIT_BUILD .. "/?.so;;")) }
+         cmd = format("env LUA_PATH=%s LUA_CPATH=%s luajit %s/leadpipe.lua", quote(LP_PATH),
+             quote("./" .. JIT_BUILD .. "/?.so;;"), DIR) }
     add{ id = "jq", name = "curl + jq (bash)", reps = SLOW_REPS,
          why = not (have("bash") and have("curl") and have("jq")) and "needs bash, curl and jq" or nil,
-         cmd = "bash bench/contenders/curl_jq.sh" }
+         cmd = "bash " .. DIR .. "/curl_jq.sh" }
     add{ id = "py", name = "python3 stdlib", why = not have("python3") and "python3 not installed" or nil,
-         cmd = "python3 bench/contenders/python_stdlib.py" }
+         cmd = "python3 " .. DIR .. "/python_stdlib.py" }
     local cjson_why = not have("curl") and "curl not installed"
         or not lua_has_cjson("lua5.4") and "lua5.4 with lua-cjson not installed" or nil
     add{ id = "luacurl", name = "lua5.4 + cjson + curl", why = cjson_why,
-         cmd = "lua5.4 bench/contenders/lua_cjson_curl.lua" }
+         cmd = "lua5.4 " .. DIR .. "/lua_cjson_curl.lua" }
     add{ id = "floor", name = "floor: curl --parallel + cjson, no filter", floor = true, why = cjson_why,
-         cmd = "lua5.4 bench/contenders/floor_parallel.lua" }
+         cmd = "lua5.4 " .. DIR .. "/floor_parallel.lua" }
     return list
 end
 
@@ -234,7 +237,7 @@ end
 -- scenario(...) runs the contenders in turns and checks the counts. Returns a result per
 -- contender id: { times = {...}, rows =, kept =, rss_kb = } (or { why = } when skipped).
 local function scenario(list, ids, url, rows, mode)
-    local res, active = {}, {}
+    local res, active = { failures_before = #failures }, {}
     for _, id in ipairs(ids) do
         local c = list[id]
         if c.why then
@@ -283,6 +286,7 @@ local function scenario(list, ids, url, rows, mode)
         end
     end
     res.kept = kept
+    res.failed = #failures > res.failures_before
     return res
 end
 
@@ -345,7 +349,9 @@ local function speed_targets(list, res, other_id, factor, label)
 end
 
 local function check_line(res, rows)
-    if res.kept then
+    if res.failed then
+        return "Check: FAILED (the problems are listed at the end)."
+    elseif res.kept then
         return format("Check: every contender read %s rows; every filtering contender kept %s.",
             thousands(rows), thousands(res.kept))
     end

@@ -29,25 +29,35 @@ local function table_after(out, heading)
     return rows
 end
 
+-- bench(env_words) -> stdout, stderr, status of tools/bench.sh in quick mode
+local function bench(extra)
+    return helpers.sh(table.concat({
+        "env",
+        "LUA_PATH=" .. quote("./lua/?.lua;./lua/?/init.lua;;"),
+        "LUA_CPATH=" .. quote("./" .. BUILD .. "/?.so;;"),
+        "LEADPIPE_BUILD=" .. quote(BUILD),
+        "BENCH_QUICK=1 BENCH_REPS=1 BENCH_TIMEOUT=60",
+        extra,
+        "sh tools/bench.sh", quote(LUA),
+    }, " "))
+end
+
+local function tmpdir()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. quote(dir)))
+    return dir
+end
+
 describe("make bench (quick mode)", function()
     local out, err, status, hook_dir
 
     setup(function()
-        hook_dir = os.tmpname()
-        os.remove(hook_dir)
-        assert(os.execute("mkdir " .. quote(hook_dir)))
+        hook_dir = tmpdir()
         local f = assert(io.open(hook_dir .. "/decode_page.lua", "w"))
         f:write('print("decode hook ran against " .. tostring(os.getenv("LEADPIPE_BENCH_URL")))\n')
         f:close()
-        out, err, status = helpers.sh(table.concat({
-            "env",
-            "LUA_PATH=" .. quote("./lua/?.lua;./lua/?/init.lua;;"),
-            "LUA_CPATH=" .. quote("./" .. BUILD .. "/?.so;;"),
-            "LEADPIPE_BUILD=" .. quote(BUILD),
-            "BENCH_QUICK=1 BENCH_REPS=1 BENCH_TIMEOUT=60",
-            "BENCH_HOOK_DIR=" .. quote(hook_dir),
-            "sh tools/bench.sh", quote(LUA),
-        }, " "))
+        out, err, status = bench("BENCH_HOOK_DIR=" .. quote(hook_dir))
     end)
 
     teardown(function()
@@ -91,5 +101,26 @@ describe("make bench (quick mode)", function()
     it("runs the decode hook and quotes its output", function()
         assert.matches("decode hook ran against http://127.0.0.1:", out, 1, true)
         assert.matches("where_plain.lua not present yet", out, 1, true)
+    end)
+end)
+
+describe("make bench with a contender that keeps the wrong rows", function()
+    it("fails loudly, naming the contenders that disagree", function()
+        if helpers.sh("command -v python3") == "" then
+            pending("python3 is not installed")
+            return
+        end
+        local dir = tmpdir()
+        finally(function() os.execute("rm -rf " .. quote(dir)) end)
+        assert(os.execute("cp bench/contenders/* " .. quote(dir)))
+        local f = assert(io.open(dir .. "/python_stdlib.py", "w"))
+        f:write('print("rows=1000 kept=1")\n')
+        f:close()
+        local out, err, status = bench("BENCH_CONTENDER_DIR=" .. quote(dir))
+        assert.are.equal(1, status, out .. err)
+        assert.matches("counts disagree: leadpipe %S+ kept [%d,]+ rows, python3 stdlib kept 1\n", out)
+        assert.matches("Check: FAILED", out, 1, true)
+        assert.matches("**FAILED**", out, 1, true)
+        assert.is_not.matches("All contenders agree.", out, 1, true)
     end)
 end)
