@@ -22,13 +22,17 @@ latency_ms=${BENCH_LATENCY_MS:-50}
 tmp=$(mktemp -d)
 fast_pid=""
 slow_pid=""
+# Stops the servers: SIGTERM again every 0.1 s (one sent while a server is still being
+# forked can be lost), SIGKILL after 5 s. Never waits unbounded.
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     for pid in $fast_pid $slow_pid; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in $fast_pid $slow_pid; do
-        wait "$pid" 2>/dev/null || true
+        i=0
+        while kill "$pid" 2>/dev/null && [ "$i" -lt 50 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        kill -9 "$pid" 2>/dev/null || true
     done
     rm -rf "$tmp"
 }
@@ -40,7 +44,7 @@ trap 'exit 143' TERM
 wait_url() {
     i=0
     while [ "$i" -lt 100 ]; do
-        url=$(sed -n 's/^leadpipe mock API listening on \(http:[^ ]*\)$/\1/p' "$1")
+        url=$(sed -n 's/^leadpipe mock API listening on \(http:[^ ]*\)$/\1/p' "$1" 2>/dev/null || true)
         if [ -n "$url" ]; then
             echo "$url"
             return 0
@@ -54,6 +58,8 @@ wait_url() {
     return 1
 }
 
+: >"$tmp/fast.out"
+: >"$tmp/slow.out"
 "$lua" tools/bench_server.lua --rows "$main,$latency_rows,$rss_small,$rss_large" --threads 4 \
     >"$tmp/fast.out" 2>&1 &
 fast_pid=$!
