@@ -17,7 +17,11 @@
 --   BENCH_STRICT=1: exit 3 when a target is missed (otherwise targets are only reported)
 --   LEADPIPE_BUILD (build/5.4), BENCH_JIT_BUILD (build/jit), BENCH_TIMEOUT (600 s per job)
 -- Exit status: 0 ok, 1 a contender failed or the counts disagree, 2 bad setup, 3 strict miss.
+-- Helpers: bench/lib/shell.lua (processes, files), bench/lib/contenders.lua (who runs, how).
+package.path = "./?.lua;" .. package.path
 local core = require "leadpipe.core"
+local shell = require "bench.lib.shell"
+local contenders = require "bench.lib.contenders"
 
 local LUA = arg[1] or "lua5.4"
 local BUILD = os.getenv("LEADPIPE_BUILD") or "build/5.4"
@@ -60,55 +64,8 @@ end
 
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 local format, concat = string.format, table.concat
-
--- ===== SHELL =====
-
-local function quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-    local f = io.open(path, "rb")
-    if not f then return "" end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
-
--- run(cmd) -> stdout, exit status, seconds, stderr. The time covers the whole command
--- (process start to exit); `timeout` bounds it. Portable to Lua 5.1 (status from the shell).
-local function run(cmd)
-    local errf = os.tmpname()
-    local t0 = core.now()
-    -- --foreground: the job stays in our process group, so Ctrl-C reaches it too
-    local p = assert(io.popen(format("timeout --foreground -k 5 %d %s 2>%s; echo \"@exit=$?\"",
-        TIMEOUT, cmd, quote(errf))))
-    local out = p:read("*a")
-    p:close()
-    local dt = core.now() - t0
-    local stderr = read_file(errf)
-    os.remove(errf)
-    local body, status = out:match("^(.-)@exit=(%d+)%s*$")
-    return body or out, tonumber(status) or -1, dt, stderr
-end
-
--- sh(cmd) -> its stdout, trailing space removed (quick probes: no timeout, no timing)
-local function sh(cmd)
-    local p = assert(io.popen(cmd))
-    local out = p:read("*a")
-    p:close()
-    return (out:gsub("%s+$", ""))
-end
-
-local function have(cmd)
-    return sh("command -v " .. quote(cmd) .. " >/dev/null 2>&1 && echo yes") == "yes"
-end
-
-local function file_exists(path)
-    local f = io.open(path, "r")
-    if f then f:close() end
-    return f ~= nil
-end
+local quote, read_file, sh, have, loadavg = shell.quote, shell.read_file, shell.sh, shell.have, shell.loadavg
+local version, file_exists = shell.version, shell.file_exists
 
 -- ===== NUMBERS =====
 
@@ -134,16 +91,6 @@ end
 
 -- ===== MACHINE =====
 
--- the first two words of a command's first line ("Lua 5.4.4", "curl 7.88.1")
-local function version(cmd)
-    local out = sh(cmd .. " 2>&1")
-    return out:match("^(%S+%s+%S+)") or out:match("^[^\n]*") or "?"
-end
-
-local function loadavg()
-    return read_file("/proc/loadavg"):match("^(%S+ %S+ %S+)") or "?"
-end
-
 local function machine()
     local cpu = read_file("/proc/cpuinfo"):match("model name%s*:%s*([^\n]+)") or "unknown CPU"
     local nproc = sh("nproc")
@@ -162,51 +109,6 @@ local function machine()
     return concat(lines, "\n")
 end
 
--- ===== CONTENDERS =====
-
-local LP_PATH = "./lua/?.lua;./lua/?/init.lua;;"
-
-local function lua_has_cjson(lua)
-    return have(lua) and sh(lua .. " -e 'require \"cjson\"' >/dev/null 2>&1 && echo yes") == "yes"
-end
-
--- Each: id, name, cmd (arguments follow), reps, why (set when it cannot run here).
-local function contenders()
-    local DIR = quote(CONTENDER_DIR)
-    local list = {}
-    local function add(c)
-        c.reps = c.reps or REPS
-        list[#list + 1] = c
-        list[c.id] = c
-    end
-    add{ id = "lp", name = "leadpipe " .. LUA, leadpipe = true,
-         cmd = format("env LUA_PATH=%s LUA_CPATH=%s %s %s/leadpipe.lua", quote(LP_PATH),
-             quote("./" .. BUILD .. "/?.so;;"), LUA, DIR) }
-    local jit_why
-    if LUA == "luajit" then
-        jit_why = "the harness Lua is already LuaJIT"
-    elseif not have("luajit") then
-        jit_why = "luajit not installed"
-    elseif not file_exists(JIT_BUILD .. "/leadpipe/core.so") then
-        jit_why = JIT_BUILD .. "/leadpipe/core.so not built (make build LUA_VERSION=jit)"
-    end
-    add{ id = "jit", name = "leadpipe luajit", leadpipe = true, why = jit_why,
-         cmd = format("env LUA_PATH=%s LUA_CPATH=%s luajit %s/leadpipe.lua", quote(LP_PATH),
-             quote("./" .. JIT_BUILD .. "/?.so;;"), DIR) }
-    add{ id = "jq", name = "curl + jq (bash)", reps = SLOW_REPS,
-         why = not (have("bash") and have("curl") and have("jq")) and "needs bash, curl and jq" or nil,
-         cmd = "bash " .. DIR .. "/curl_jq.sh" }
-    add{ id = "py", name = "python3 stdlib", why = not have("python3") and "python3 not installed" or nil,
-         cmd = "python3 " .. DIR .. "/python_stdlib.py" }
-    local cjson_why = not have("curl") and "curl not installed"
-        or not lua_has_cjson("lua5.4") and "lua5.4 with lua-cjson not installed" or nil
-    add{ id = "luacurl", name = "lua5.4 + cjson + curl", why = cjson_why,
-         cmd = "lua5.4 " .. DIR .. "/lua_cjson_curl.lua" }
-    add{ id = "floor", name = "floor: curl --parallel + cjson, no filter", floor = true, why = cjson_why,
-         cmd = "lua5.4 " .. DIR .. "/floor_parallel.lua" }
-    return list
-end
-
 -- ===== RUNNING =====
 
 local failures = {}
@@ -223,7 +125,7 @@ end
 local function job(c, url, rows, mode)
     local cmd = concat({ c.cmd, quote(url), quote(API_KEY), quote(audience(rows)),
         quote("bench-" .. rows), mode }, " ")
-    local out, status, dt, stderr = run(cmd)
+    local out, status, dt, stderr = shell.run(cmd, TIMEOUT)
     local n, k = out:match("rows=(%d+) kept=([%d%-]+)")
     if status ~= 0 or not n then
         fail(format("%s (%s, %s rows) exited %d: %s%s", c.name, mode, thousands(rows), status,
@@ -365,9 +267,9 @@ local function hook(name)
         lines[#lines + 1] = format("(%s not present yet: nothing to run)", path)
         return concat(lines, "\n")
     end
-    local out, status, dt, stderr = run(format("env LEADPIPE_BENCH_URL=%s LEADPIPE_BENCH_API_KEY=%s "
-        .. "LEADPIPE_BENCH_AUDIENCE=%s %s %s", quote(FAST_URL), quote(API_KEY), quote(audience(ROWS_MAIN)),
-        LUA, quote(path)))
+    local out, status, dt, stderr = shell.run(format("env LEADPIPE_BENCH_URL=%s "
+        .. "LEADPIPE_BENCH_API_KEY=%s LEADPIPE_BENCH_AUDIENCE=%s %s %s", quote(FAST_URL), quote(API_KEY),
+        quote(audience(ROWS_MAIN)), LUA, quote(path)), TIMEOUT)
     lines[#lines + 1] = format("`%s %s` (%.2f s, exit %d):", LUA, path, dt, status)
     lines[#lines + 1] = ""
     lines[#lines + 1] = "```"
@@ -382,8 +284,9 @@ end
 -- ===== MAIN =====
 
 local t_start = core.now()
-local list = contenders()
-local ALL = { "lp", "jit", "jq", "py", "luacurl", "floor" }
+local list = contenders.list{ lua = LUA, build = BUILD, jit_build = JIT_BUILD, dir = CONTENDER_DIR,
+                              reps = REPS, slow_reps = SLOW_REPS }
+local ALL = contenders.ALL
 local pages_main = math.ceil(ROWS_MAIN / LIMIT)
 local pages_lat = math.ceil(ROWS_LATENCY / LIMIT)
 
