@@ -4,7 +4,7 @@
 #   make test       deps + build + lint + every spec suite on Lua 5.1-5.4 and LuaJIT;
 #                   ends with one line of totals, "N passed, N failed"
 #   make spec       the suite on one Lua (LUA_VERSION=5.4 by default; 5.1 5.2 5.3 jit)
-#   make bench      benchmarks (never part of `make test`)
+#   make bench      side-by-side benchmark vs curl+jq, Python, plain Lua (not in `make test`)
 #   make valgrind   the specs under valgrind (leaks and errors in the C modules)
 #
 # Outputs go under build/$(LUA_VERSION)/, never into the source tree.
@@ -58,7 +58,7 @@ LUA_PACKAGES = lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev 
 # Debian packages the project needs; `make deps` installs the missing ones.
 DEB_PACKAGES ?= $(LUA_PACKAGES) lua-cjson lua-busted lua-check \
 	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3 \
-	nginx-light libnginx-mod-http-lua openssl neovim lua-luv
+	nginx-light libnginx-mod-http-lua openssl neovim lua-luv jq
 
 BUSTED       = $(LUA) /usr/bin/busted --cpath="./$(BUILD)/?.so"
 LUA_ENV      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./$(BUILD)/?.so;;"
@@ -110,8 +110,10 @@ valgrind: build
 	@$(LUA_ENV) LEADPIPE_LUA=$(LUA) LEADPIPE_BUILD=$(BUILD) LEADPIPE_VALGRIND=1 \
 		sh tools/valgrind.sh $(BUSTED)
 
+# The side-by-side comparison (bench/harness.lua); LuaJIT joins when it is installed.
+# Knobs: BENCH_QUICK=1, BENCH_REPS=N, BENCH_SLOW_REPS=N, BENCH_STRICT=1 (see tools/bench.sh).
 bench: build
-	@$(MAKE) --no-print-directory build LUA_VERSION=jit  # bench/openresty.lua runs nginx
+	@$(if $(filter jit,$(LUA_VERSION)),,$(MAKE) --no-print-directory build LUA_VERSION=jit)  # LuaJIT contender, nginx
 	@$(LUA_ENV) LEADPIPE_BUILD=$(BUILD) sh tools/bench.sh $(LUA)
 
 demo: deps
