@@ -202,14 +202,24 @@ local function send(self, call)
     if origin_of(call.url) == self.origin then headers["x-api-key"] = secrets[self] end
     call.req = self.wire:send{
         method = call.method, url = call.url, headers = headers, body = call.body,
+        stream = call.sink and true or nil, timeout = call.timeout,
     }
     call.started = self.host.now()
 end
 
---- Starts a call: { method=, path=, query=, body=, idempotency_key=, raw=, deadline= }.
--- The first attempt is on the wire when this returns; nothing waits.
+--- Starts a call: { method=, path=, query=, body=, idempotency_key=, raw=, deadline=,
+-- sink=, timeout= }. The first attempt is on the wire when this returns; nothing waits.
+-- With sink = function(chunk) -> true|nil, the body of a 200 goes to it piece by piece
+-- (finish then returns status, headers, nil) and is never held whole; once a piece has
+-- gone to the sink the call is not retried. timeout: seconds for the whole transfer.
 function Transport:start(spec)
-    local call = {
+    local call
+    call = {
+        sink = spec.sink and function(chunk)
+            call.sunk = true
+            return spec.sink(chunk)
+        end or nil,
+        timeout = spec.timeout,
         method = spec.method or "GET",
         path = spec.path,
         url = self.base_url .. spec.path .. query_string(spec.query),
@@ -256,7 +266,19 @@ function Transport:finish(call)
         if not req then
             return nil, errors.new("network", "request was cancelled", { code = "aborted" })
         end
-        local status, headers, body = self.wire:wait(req)
+        local status, headers, body
+        if call.sink and self.wire.stream then
+            status, headers, body = self.wire:stream(req, call.sink)
+        else
+            status, headers, body = self.wire:wait(req)
+            if call.sink and status == 200 then
+                if call.sink(body) then
+                    body = ""
+                else
+                    status, headers, body = nil, "the sink refused the data", "aborted"
+                end
+            end
+        end
         call.req = nil
         local err
         if not status then
@@ -294,7 +316,7 @@ function Transport:finish(call)
             err.message = scrub(err.message, key)
         end
         if err then
-            local delay = err.retryable and call.attempt < self.max_retries
+            local delay = err.retryable and not call.sunk and call.attempt < self.max_retries
                 and backoff(self, call.attempt, err.retry_after)
             if delay and call.deadline and self.host.now() + delay >= call.deadline then
                 delay = nil

@@ -11,6 +11,12 @@
 --   wire:cancel(handle)   drops a request that is no longer wanted; idempotent
 --   wire:pump()           advances transfers without waiting (prefetched pages arrive)
 --   wire:close()          drops everything in flight; idempotent
+-- and, for bodies too large to hold (export.csv), optionally:
+--   wire:send{ ..., stream = true, timeout = seconds } then
+--   wire:stream(handle, sink, deadline) -> like wait, but the body of a 200 goes to
+--        sink(chunk) piece by piece as it arrives (body "" then); a sink that returns
+--        false or nil stops the transfer: nil, message, "aborted". Other statuses keep
+--        their (small) body as wait does.
 -- This one owns one libcurl multi handle (kept-alive connections, several transfers in
 -- flight) and waits through the host's wait_io(session, seconds).
 
@@ -18,6 +24,9 @@ local core = require "leadpipe.core"
 
 local setmetatable = setmetatable
 local min = math.min
+local concat = table.concat
+
+local MAX_HELD = 1024 * 1024 -- bytes of a streamed request's non-200 body kept
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -39,6 +48,7 @@ end
 function Wire:send(spec)
     return self.session:request{
         method = spec.method, url = spec.url, headers = spec.headers, body = spec.body,
+        stream = spec.stream, timeout = spec.timeout,
     }
 end
 
@@ -50,6 +60,46 @@ function Wire:wait(req, deadline)
             local status, headers, body = req:response()
             req:close()
             return status, headers, body
+        end
+        local wait = 1
+        if deadline then
+            wait = deadline - host.now()
+            if wait <= 0 then
+                req:close()
+                return nil, "the deadline passed while the request was in flight", "timeout"
+            end
+            wait = min(wait, 1)
+        end
+        host.wait_io(session, wait)
+    end
+end
+
+function Wire:stream(req, sink, deadline)
+    local host, session = self.host, self.session
+    local held, held_len = {}, 0 -- the body of a status other than 200 (an error, a 202)
+    local function drain()
+        local chunk, status = req:read()
+        if chunk == "" then return true end
+        if status ~= 200 then
+            held[#held + 1] = chunk
+            held_len = held_len + #chunk
+            return held_len <= MAX_HELD
+        end
+        return sink(chunk)
+    end
+    while true do
+        session:perform()
+        if not drain() then
+            req:close()
+            return nil, "the sink refused the data", "aborted"
+        end
+        if req:done() then
+            local ok = drain()
+            local status, headers, kind = req:response()
+            req:close()
+            if not ok then return nil, "the sink refused the data", "aborted" end
+            if not status then return nil, headers, kind end
+            return status, headers, status == 200 and "" or concat(held)
         end
         local wait = 1
         if deadline then
