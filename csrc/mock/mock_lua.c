@@ -182,7 +182,7 @@ static void parse_faults(lua_State *L, int idx, int arg, int64_t seed, lpm_fault
     f->enabled = f->every > 0 || f->rate > 0;
 }
 
-static const char *const audience_keys[] = { "id", "rows", "fail", NULL };
+static const char *const audience_keys[] = { "id", "rows", "fail", "name", "status", NULL };
 
 /* Parses opts.audiences (array at the top of the stack) into a userdata array left
  * on the stack (so a raise frees it). Strings point into the anchored options table. */
@@ -217,6 +217,12 @@ static lpm_audience_t *parse_audiences(lua_State *L, int arg, size_t *count)
                 opt_error(L, arg, "audience id '%s' is repeated", a[i].id);
         }
         a[i].rows = opt_int(L, e, arg, "rows", 1000, 0, 1e12, NULL);
+        a[i].name = (char *)(uintptr_t)opt_str(L, e, arg, "name", NULL, NULL);
+        a[i].status = (char *)(uintptr_t)opt_str(L, e, arg, "status", NULL, NULL);
+        if (a[i].status && strcmp(a[i].status, "draft") != 0 &&
+            strcmp(a[i].status, "active") != 0 && strcmp(a[i].status, "paused") != 0)
+            opt_error(L, arg, "audience status must be draft, active or paused (got '%s')",
+                      a[i].status);
         lua_getfield(L, e, "fail");
         if (lua_type(L, -1) == LUA_TTABLE) {
             int ft = lua_gettop(L);

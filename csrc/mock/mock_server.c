@@ -48,7 +48,8 @@ const char *const lpm_fault_names[LPM_F_COUNT] = {
 };
 
 const char *const lpm_endpoint_names[LPM_EP_COUNT] = {
-    "create_run", "list_runs", "cancel_run", "results", "stats", "export", "other",
+    "create_run", "list_runs", "cancel_run", "results", "stats", "export", "audiences", "exports",
+    "other",
 };
 
 enum { RS_QUEUED, RS_RUNNING, RS_COMPLETED, RS_FAILED, RS_CANCELLED };
@@ -74,6 +75,8 @@ typedef struct {
     int64_t created, started, finished, cancelled, updated; /* wall ms, 0: none */
     char *stats_json;          /* owned; computed once when first asked */
     size_t stats_len;
+    char export_id[37];        /* "" until POST .../exports stores one */
+    int64_t export_created;    /* wall ms */
 } run_t;
 
 /* A gzip-compressed results page of a completed run, without its envelope: raw deflate
@@ -98,6 +101,7 @@ struct lpm_server {
     audience_t *auds;
     size_t naud;
     int64_t export_cap;
+    int64_t started_wall;      /* audiences were "created" a month before this */
     /* under mu */
     run_t **runs;
     size_t nruns, caprun;
@@ -633,31 +637,70 @@ static void fault_reply(reply_t *r, const meta_t *m, int kind, int64_t retry_aft
 
 /* ===== API HANDLERS ===== */
 
-enum { R_NONE, R_RUNS, R_RUN, R_RESULTS, R_STATS, R_EXPORT };
+enum {
+    R_NONE, R_AUDIENCES, R_AUDIENCE, R_RUNS, R_RUN, R_RESULTS, R_STATS, R_EXPORT,
+    R_EXPORTS, R_EXPORT_ONE
+};
 
 typedef struct {
     int kind, ep, allowed;
     const char *allow;
-    const char *aud, *run;
-    size_t aud_len, run_len;
+    const char *aud, *run, *exp;
+    size_t aud_len, run_len, exp_len;
 } route_t;
+
+static int seg_is(const char *seg, size_t len, const char *name)
+{
+    return len == strlen(name) && memcmp(seg, name, len) == 0;
+}
+
+/* 1 when method is one of the comma-separated names in allow ("GET, POST"). */
+static int method_in(const char *allow, const char *method)
+{
+    size_t n = strlen(method);
+    const char *p = allow;
+    while (*p) {
+        size_t k = strcspn(p, ",");
+        if (k == n && memcmp(p, method, n) == 0)
+            return 1;
+        p += k;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    return 0;
+}
+
+/* Sets the route's kind, endpoint and whether `method` is allowed on it. */
+static void route_set(route_t *rt, int kind, int ep, const char *method, const char *allow)
+{
+    rt->kind = kind;
+    rt->ep = ep;
+    rt->allow = allow;
+    rt->allowed = method_in(allow, method);
+    if (!rt->allowed)
+        rt->ep = LPM_EP_OTHER;
+}
 
 static void route(const char *url, const char *method, route_t *rt)
 {
-    static const char prefix[] = "/v1/intent/audiences/";
-    const char *seg[4], *p;
-    size_t len[4];
-    int n = 0, get = strcmp(method, "GET") == 0;
+    static const char prefix[] = "/v1/intent/audiences";
+    const char *seg[5], *p;
+    size_t len[5];
+    int n = 0, post = strcmp(method, "POST") == 0;
 
     memset(rt, 0, sizeof(*rt));
     rt->kind = R_NONE;
     rt->ep = LPM_EP_OTHER;
-    if (strncmp(url, prefix, sizeof(prefix) - 1) != 0)
+    if (strcmp(url, prefix) == 0) {
+        route_set(rt, R_AUDIENCES, LPM_EP_AUDIENCES, method, "GET");
         return;
-    p = url + sizeof(prefix) - 1;
+    }
+    if (strncmp(url, prefix, sizeof(prefix) - 1) != 0 || url[sizeof(prefix) - 1] != '/')
+        return;
+    p = url + sizeof(prefix);
     for (;;) {
         const char *slash = strchr(p, '/');
-        if (n == 4)
+        if (n == 5)
             return;
         seg[n] = p;
         len[n] = slash ? (size_t)(slash - p) : strlen(p);
@@ -666,51 +709,42 @@ static void route(const char *url, const char *method, route_t *rt)
             break;
         p = slash + 1;
     }
-    if (n < 2 || len[1] != 4 || memcmp(seg[1], "runs", 4) != 0)
-        return;
     rt->aud = seg[0];
     rt->aud_len = len[0];
+    if (n == 1) {
+        if (len[0] == 0)
+            return;
+        route_set(rt, R_AUDIENCE, LPM_EP_AUDIENCES, method, "GET");
+        return;
+    }
+    if (!seg_is(seg[1], len[1], "runs"))
+        return;
     if (n == 2) {
-        rt->kind = R_RUNS;
-        rt->allow = "GET, POST";
-        if (get) {
-            rt->allowed = 1;
-            rt->ep = LPM_EP_LIST_RUNS;
-        } else if (strcmp(method, "POST") == 0) {
-            rt->allowed = 1;
-            rt->ep = LPM_EP_CREATE_RUN;
-        }
+        route_set(rt, R_RUNS, post ? LPM_EP_CREATE_RUN : LPM_EP_LIST_RUNS, method, "GET, POST");
         return;
     }
     rt->run = seg[2];
     rt->run_len = len[2];
     if (n == 3) {
-        rt->kind = R_RUN;
-        rt->allow = "GET, DELETE";
-        if (get) {
-            rt->allowed = 1;
-        } else if (strcmp(method, "DELETE") == 0) {
-            rt->allowed = 1;
-            rt->ep = LPM_EP_CANCEL_RUN;
-        }
+        route_set(rt, R_RUN, strcmp(method, "DELETE") == 0 ? LPM_EP_CANCEL_RUN : LPM_EP_OTHER,
+                  method, "GET, DELETE");
         return;
     }
-    if (len[3] == 7 && memcmp(seg[3], "results", 7) == 0) {
-        rt->kind = R_RESULTS;
-        rt->ep = LPM_EP_RESULTS;
-    } else if (len[3] == 5 && memcmp(seg[3], "stats", 5) == 0) {
-        rt->kind = R_STATS;
-        rt->ep = LPM_EP_STATS;
-    } else if (len[3] == 10 && memcmp(seg[3], "export.csv", 10) == 0) {
-        rt->kind = R_EXPORT;
-        rt->ep = LPM_EP_EXPORT;
-    } else {
-        return;
+    if (n == 5) {
+        if (!seg_is(seg[3], len[3], "exports"))
+            return;
+        rt->exp = seg[4];
+        rt->exp_len = len[4];
+        route_set(rt, R_EXPORT_ONE, LPM_EP_EXPORTS, method, "GET");
+    } else if (seg_is(seg[3], len[3], "results")) {
+        route_set(rt, R_RESULTS, LPM_EP_RESULTS, method, "GET");
+    } else if (seg_is(seg[3], len[3], "stats")) {
+        route_set(rt, R_STATS, LPM_EP_STATS, method, "GET");
+    } else if (seg_is(seg[3], len[3], "export.csv")) {
+        route_set(rt, R_EXPORT, LPM_EP_EXPORT, method, "GET");
+    } else if (seg_is(seg[3], len[3], "exports")) {
+        route_set(rt, R_EXPORTS, LPM_EP_EXPORTS, method, "POST");
     }
-    rt->allow = "GET";
-    rt->allowed = get;
-    if (!get)
-        rt->ep = LPM_EP_OTHER;
 }
 
 static int auth_ok(const lpm_server_t *s, struct MHD_Connection *c)
@@ -1224,17 +1258,201 @@ static void run_stats(lpm_server_t *s, const route_t *rt, size_t aud, reply_t *r
     data_end(r, m);
 }
 
+/* ===== AUDIENCES (read-only) ===== */
+
+static const char *audience_status(const audience_t *a)
+{
+    return a->a.status ? a->a.status : "active";
+}
+
+/* The Audience object (§3.2). lastRefreshedAt: the newest completed run's end. */
+static void audience_json(lpm_buf_t *b, lpm_server_t *s, size_t aud)
+{
+    const audience_t *a = &s->auds[aud];
+    int64_t created = s->started_wall - 30 * (int64_t)DAY_MS + (int64_t)aud * 3600000;
+    int64_t refreshed = 0, now = lpm_mono_ms();
+    size_t i;
+    char name[32];
+    pthread_mutex_lock(&s->mu);
+    for (i = 0; i < s->nruns; i++) {
+        run_t *run = s->runs[i];
+        if (run->aud != aud)
+            continue;
+        run_refresh(s, run, now);
+        if (run->status == RS_COMPLETED && run->finished > refreshed)
+            refreshed = run->finished;
+    }
+    pthread_mutex_unlock(&s->mu);
+    snprintf(name, sizeof(name), "Audience %u", (unsigned)(aud + 1));
+    LPM_LIT(b, "{\"id\":\"");
+    lpm_buf_add(b, a->a.id, 36);
+    LPM_LIT(b, "\",\"organizationId\":\"");
+    lpm_buf_add(b, s->org_id, 36);
+    LPM_LIT(b, "\",\"name\":");
+    lpm_json_strz(b, a->a.name ? a->a.name : name);
+    LPM_LIT(b, ",\"status\":");
+    lpm_json_strz(b, audience_status(a));
+    LPM_LIT(b, ",\"accessType\":\"paid\",\"dailyRefreshEnabled\":");
+    if (strcmp(audience_status(a), "active") == 0)
+        LPM_LIT(b, "true");
+    else
+        LPM_LIT(b, "false");
+    LPM_LIT(b, ",\"audienceSize\":");
+    lpm_buf_addint(b, a->a.rows);
+    LPM_LIT(b, ",\"lastRefreshedAt\":");
+    json_time(b, refreshed);
+    LPM_LIT(b, ",\"createdAt\":");
+    json_time(b, created);
+    LPM_LIT(b, ",\"updatedAt\":");
+    json_time(b, refreshed ? refreshed : created);
+    lpm_buf_addc(b, '}');
+}
+
+/* GET /v1/intent/audiences?status=&limit= (limit 1-100, default 50), in creation order. */
+static void list_audiences(lpm_server_t *s, struct MHD_Connection *c, reply_t *r,
+                           const meta_t *m)
+{
+    const char *status = NULL;
+    uint64_t limit, n = 0;
+    size_t i;
+    if (query_param(c, "status", &status) &&
+        (!status || (strcmp(status, "draft") != 0 && strcmp(status, "active") != 0 &&
+                     strcmp(status, "paused") != 0))) {
+        param_error(r, m, "status", "status must be draft, active or paused");
+        return;
+    }
+    if (!int_param(c, r, m, "limit", 50, 1, 100, "limit must be an integer between 1 and 100",
+                   &limit))
+        return;
+    data_begin(r, 200);
+    lpm_buf_addc(&r->body, '[');
+    for (i = 0; i < s->naud && n < limit; i++) {
+        if (status && strcmp(status, audience_status(&s->auds[i])) != 0)
+            continue;
+        if (n++)
+            lpm_buf_addc(&r->body, ',');
+        audience_json(&r->body, s, i);
+    }
+    lpm_buf_addc(&r->body, ']');
+    data_end(r, m);
+}
+
+/* ===== STORED EXPORTS ===== */
+
 /* The signature that the storage listener expects for a run's export. */
 static void export_sig(const lpm_server_t *s, const run_t *run, char out[17])
 {
     lpm_hex64(out, lpm_mix64(s->seed ^ lpm_mix64(run->rows.key ^ 0x657870ULL)));
 }
 
+/* The storage URL of a completed run's CSV. */
+static void export_location(const lpm_server_t *s, const run_t *run, char *out, size_t n)
+{
+    char sig[17];
+    export_sig(s, run, sig);
+    snprintf(out, n, "http://127.0.0.1:%d/exports/%s.csv?sig=%s", s->storage_port, run->id, sig);
+}
+
+/* { export, downloadUrl, downloadUrlExpiresAt, downloadUrlTtlSeconds } (§3.4). */
+static void export_json(lpm_buf_t *b, const lpm_server_t *s, const run_t *run)
+{
+    const audience_t *a = &s->auds[run->aud];
+    int64_t now = lpm_wall_ms();
+    char url[200], fname[48];
+    export_location(s, run, url, sizeof(url));
+    snprintf(fname, sizeof(fname), "%s.csv", run->id);
+    LPM_LIT(b, "{\"export\":{\"id\":\"");
+    lpm_buf_add(b, run->export_id, 36);
+    LPM_LIT(b, "\",\"organizationId\":\"");
+    lpm_buf_add(b, s->org_id, 36);
+    LPM_LIT(b, "\",\"audienceId\":\"");
+    lpm_buf_add(b, a->a.id, 36);
+    LPM_LIT(b, "\",\"runId\":\"");
+    lpm_buf_add(b, run->id, 36);
+    LPM_LIT(b, "\",\"exportType\":\"csv\",\"status\":\"completed\","
+               "\"storageProvider\":\"mock\",\"contentType\":\"text/csv\",\"rowCount\":");
+    lpm_buf_addint(b, run->nrows < s->export_cap ? run->nrows : s->export_cap);
+    LPM_LIT(b, ",\"fileName\":");
+    lpm_json_strz(b, fname);
+    LPM_LIT(b, ",\"completedAt\":");
+    json_time(b, run->export_created);
+    LPM_LIT(b, ",\"expiresAt\":");
+    json_time(b, run->export_created + 7 * (int64_t)DAY_MS);
+    LPM_LIT(b, ",\"createdAt\":");
+    json_time(b, run->export_created);
+    LPM_LIT(b, ",\"updatedAt\":");
+    json_time(b, run->export_created);
+    LPM_LIT(b, "},\"downloadUrl\":");
+    lpm_json_strz(b, url);
+    LPM_LIT(b, ",\"downloadUrlExpiresAt\":");
+    json_time(b, now + 3600000);
+    LPM_LIT(b, ",\"downloadUrlTtlSeconds\":3600}");
+}
+
+/* POST .../exports: 201 with a new stored export, 200 with the one already stored; 202
+ * while the run is pending, 409 when it failed or was cancelled. */
+static void create_export(lpm_server_t *s, const route_t *rt, size_t aud, reply_t *r,
+                          const meta_t *m)
+{
+    run_t *run, snap;
+    int created = 0;
+    pthread_mutex_lock(&s->mu);
+    run = find_run(s, rt->run, aud);
+    if (run) {
+        run_refresh(s, run, lpm_mono_ms());
+        if (run->status == RS_COMPLETED && !run->export_id[0]) {
+            lpm_uuid_from(run->export_id, lpm_mix64(run->rows.key ^ 0x6578706f7274ULL),
+                          lpm_mix64(s->seed ^ run->rows.key));
+            run->export_created = lpm_wall_ms();
+            created = 1;
+        }
+        snap = *run;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!run) {
+        error_reply(r, m, 404, "RUN_NOT_FOUND", "run not found");
+    } else if (snap.status == RS_FAILED || snap.status == RS_CANCELLED) {
+        run_conflict(r, m, s, &snap);
+    } else if (snap.status != RS_COMPLETED) {
+        data_begin(r, 202);
+        LPM_LIT(&r->body, "{\"run\":");
+        run_json_short(&r->body, &snap);
+        lpm_buf_addc(&r->body, ',');
+        pending_reply(r, &snap);
+        lpm_buf_addc(&r->body, '}');
+        data_end(r, m);
+    } else {
+        data_begin(r, created ? 201 : 200);
+        export_json(&r->body, s, &snap);
+        data_end(r, m);
+    }
+}
+
+/* GET .../exports/{exportId}: the stored export with a fresh URL; 404 EXPORT_NOT_FOUND. */
+static void get_export(lpm_server_t *s, const route_t *rt, size_t aud, reply_t *r,
+                       const meta_t *m)
+{
+    run_t snap;
+    if (!lpm_is_uuid(rt->exp, rt->exp_len)) {
+        param_error(r, m, "exportId", "export id must be a UUID");
+        return;
+    }
+    if (!lookup_run(s, rt, aud, &snap, r, m))
+        return;
+    if (!snap.export_id[0] || rt->exp_len != 36 || strncasecmp(snap.export_id, rt->exp, 36) != 0) {
+        error_reply(r, m, 404, "EXPORT_NOT_FOUND", "export not found");
+        return;
+    }
+    data_begin(r, 200);
+    export_json(&r->body, s, &snap);
+    data_end(r, m);
+}
+
 static void export_csv(lpm_server_t *s, const route_t *rt, size_t aud, reply_t *r,
                        const meta_t *m)
 {
     run_t snap;
-    char sig[17], location[200];
+    char location[200];
     if (!lookup_run(s, rt, aud, &snap, r, m))
         return;
     if (snap.status == RS_FAILED || snap.status == RS_CANCELLED) {
@@ -1251,9 +1469,7 @@ static void export_csv(lpm_server_t *s, const route_t *rt, size_t aud, reply_t *
         data_end(r, m);
         return;
     }
-    export_sig(s, &snap, sig);
-    snprintf(location, sizeof(location), "http://127.0.0.1:%d/exports/%s.csv?sig=%s",
-             s->storage_port, snap.id, sig);
+    export_location(s, &snap, location, sizeof(location));
     data_begin(r, 302);
     LPM_LIT(&r->body, "{\"url\":");
     lpm_json_strz(&r->body, location);
@@ -1276,6 +1492,10 @@ static void dispatch(lpm_server_t *s, struct MHD_Connection *c, const route_t *r
                      const req_ctx_t *rc, int dry, reply_t *r, const meta_t *m)
 {
     size_t aud;
+    if (rt->kind == R_AUDIENCES) {
+        list_audiences(s, c, r, m);
+        return;
+    }
     if (!lpm_is_uuid(rt->aud, rt->aud_len)) {
         param_error(r, m, "id", "audience id must be a UUID");
         return;
@@ -1283,6 +1503,12 @@ static void dispatch(lpm_server_t *s, struct MHD_Connection *c, const route_t *r
     aud = find_audience(s, rt->aud);
     if (aud == (size_t)-1) {
         error_reply(r, m, 404, "AUDIENCE_NOT_FOUND", "audience not found");
+        return;
+    }
+    if (rt->kind == R_AUDIENCE) {
+        data_begin(r, 200);
+        audience_json(&r->body, s, aud);
+        data_end(r, m);
         return;
     }
     if (rt->kind == R_RUNS) {
@@ -1308,6 +1534,12 @@ static void dispatch(lpm_server_t *s, struct MHD_Connection *c, const route_t *r
         break;
     case R_STATS:
         run_stats(s, rt, aud, r, m);
+        break;
+    case R_EXPORTS:
+        create_export(s, rt, aud, r, m);
+        break;
+    case R_EXPORT_ONE:
+        get_export(s, rt, aud, r, m);
         break;
     default:
         export_csv(s, rt, aud, r, m);
@@ -1746,6 +1978,8 @@ static void server_free(lpm_server_t *s)
     for (i = 0; i < s->naud; i++) {
         free(s->auds[i].a.fail_code);
         free(s->auds[i].a.fail_message);
+        free(s->auds[i].a.name);
+        free(s->auds[i].a.status);
     }
     free(s->auds);
     free(s->api_key);
@@ -1770,6 +2004,7 @@ lpm_server_t *lpm_server_start(const lpm_config_t *cfg, char *err, size_t errlen
     s->gzip = cfg->gzip;
     s->faults = cfg->faults;
     s->export_cap = cfg->export_cap;
+    s->started_wall = lpm_wall_ms();
     lpm_uuid_from(s->org_id, lpm_mix64(s->seed ^ 0x6f7267ULL), lpm_mix64(s->seed ^ 0x6f7267aULL));
     s->api_key = malloc(cfg->api_key_len + 1);
     s->auds = calloc(cfg->naudiences ? cfg->naudiences : 1, sizeof(*s->auds));
@@ -1790,6 +2025,9 @@ lpm_server_t *lpm_server_start(const lpm_config_t *cfg, char *err, size_t errlen
         }
         a->a.id[36] = '\0';
         a->a.rows = src->rows;
+        if ((src->name && !(a->a.name = strdup(src->name))) ||
+            (src->status && !(a->a.status = strdup(src->status))))
+            goto oom;
         if (src->fail_code) {
             a->a.fail_code = strdup(src->fail_code);
             a->a.fail_message = strdup(src->fail_message ? src->fail_message : "run failed");

@@ -107,4 +107,28 @@ function _M.first(...)
     end
 end
 
+-- ===== checks for audiences, stats and exports (lua/leadpipe/audiences.lua, exports.lua) =====
+
+function _M.check_boolean(fname, arg, v)
+    if v ~= nil and type(v) ~= "boolean" then
+        return _M.invalid(fname, arg, "must be a boolean (got " .. type(v) .. ")")
+    end
+end
+
+-- `choices` is an array of the allowed strings.
+function _M.check_enum(fname, arg, v, choices)
+    if v == nil then return end
+    for _, c in ipairs(choices) do
+        if v == c then return end
+    end
+    return _M.invalid(fname, arg, "must be one of " .. concat(choices, ", ") .. " (got "
+        .. (type(v) == "string" and ("%q"):format(v:sub(1, 60)) or type(v)) .. ")")
+end
+
+function _M.check_path(fname, arg, v)
+    if v ~= nil and (type(v) ~= "string" or v == "" or v:find("%z")) then
+        return _M.invalid(fname, arg, "must be a non-empty file name (got " .. type(v) .. ")")
+    end
+end
+
 return _M
