@@ -45,7 +45,7 @@ CORE_SO      = $(BUILD)/leadpipe/core.so
 MOCK_SO      = $(BUILD)/leadpipe/mockserver.so
 
 # Debian packages the project needs; `make deps` installs the missing ones.
-DEB_PACKAGES ?= lua$(LUA_VERSION) liblua$(LUA_VERSION)-dev lua-cjson lua-busted lua-check \
+DEB_PACKAGES ?= lua$(LUA_VERSION) liblua$(LUA_VERSION)-dev lua-cjson lua-argparse lua-busted lua-check \
 	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3
 
 BUSTED       = $(LUA) /usr/bin/busted --cpath="./$(BUILD)/?.so"
@@ -105,9 +105,9 @@ demo: deps
 install: build
 	install -d $(DESTDIR)$(LUA_LIBDIR)/leadpipe $(DESTDIR)$(LUA_SHAREDIR)/leadpipe $(DESTDIR)$(BINDIR)
 	install -m 0755 $(CORE_SO) $(MOCK_SO) $(DESTDIR)$(LUA_LIBDIR)/leadpipe/
-	install -m 0644 lua/leadpipe/*.lua $(DESTDIR)$(LUA_SHAREDIR)/leadpipe/
-	install -d $(DESTDIR)$(LUA_SHAREDIR)/leadpipe/transport
-	install -m 0644 lua/leadpipe/transport/*.lua $(DESTDIR)$(LUA_SHAREDIR)/leadpipe/transport/
+	cd lua && find leadpipe -name '*.lua' | while read -r f; do \
+		install -d "$(DESTDIR)$(LUA_SHAREDIR)/$$(dirname "$$f")" && \
+		install -m 0644 "$$f" "$(DESTDIR)$(LUA_SHAREDIR)/$$f" || exit 1; done
 	@if [ -f bin/leadpipe ]; then install -m 0755 bin/leadpipe $(DESTDIR)$(BINDIR)/leadpipe; fi
 
 uninstall:

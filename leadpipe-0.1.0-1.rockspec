@@ -18,6 +18,7 @@ description = {
 dependencies = {
     "lua >= 5.1",
     "lua-cjson >= 2.1.0",
+    "argparse >= 0.7.0",
 }
 external_dependencies = {
     CURL = { header = "curl/curl.h" },
@@ -38,7 +39,10 @@ build = {
         ["leadpipe.hosts"] = "lua/leadpipe/hosts.lua",
         ["leadpipe.filter"] = "lua/leadpipe/filter.lua",
         ["leadpipe.json"] = "lua/leadpipe/json.lua",
-        ["leadpipe.cli"] = "lua/leadpipe/cli.lua",
+        ["leadpipe.cli"] = "lua/leadpipe/cli/init.lua",
+        ["leadpipe.cli.parser"] = "lua/leadpipe/cli/parser.lua",
+        ["leadpipe.cli.commands"] = "lua/leadpipe/cli/commands.lua",
+        ["leadpipe.cli.progress"] = "lua/leadpipe/cli/progress.lua",
         ["leadpipe.mock"] = "lua/leadpipe/mock.lua",
         ["leadpipe.format"] = "lua/leadpipe/format.lua",
         ["leadpipe.core"] = {

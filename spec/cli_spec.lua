@@ -87,9 +87,14 @@ describe("leadpipe cli", function()
                 local status, out, err = run_cli(args)
                 assert.are.equal(0, status)
                 assert.are.equal("", err)
-                assert.is_truthy(out:find("^Usage: leadpipe COMMAND"))
+                assert.is_truthy(out:find("^Usage: leadpipe %["))
+                for _, cmd in ipairs({ "audiences", "runs", "run", "cancel", "results", "stats",
+                                       "export", "mock", "help" }) do
+                    assert.is_truthy(out:find("\n   " .. cmd .. " ", 1, true), cmd)
+                end
             end
-            for _, cmd in ipairs({ "run", "results", "runs", "cancel", "mock" }) do
+            for _, cmd in ipairs({ "audiences", "run", "results", "runs", "cancel", "stats", "export",
+                                   "mock" }) do
                 for _, args in ipairs({ { cmd, "--help" }, { cmd, "-h" }, { "help", cmd } }) do
                     local status, out = run_cli(args)
                     assert.are.equal(0, status)
@@ -100,23 +105,42 @@ describe("leadpipe cli", function()
             end
         end)
 
-        it("explains a missing or unknown command", function()
-            assert_usage("no command given (see 'leadpipe --help')", {})
-            assert_usage('unknown command "fetch"', { "fetch" })
-            assert_usage('unknown command "nope"', { "help", "nope" })
+        it("prints the help on stdout and exits 2 when no command is given", function()
+            local status, out, err = run_cli({})
+            assert.are.equal(2, status)
+            assert.are.equal("", err)
+            assert.is_truthy(out:find("^Usage: leadpipe %["))
         end)
 
-        it("rejects unknown options, naming the subcommand's help", function()
-            assert_usage("unknown option --colour (see 'leadpipe results --help')",
-                { "results", AUD.small, "x", "--colour" })
-            assert_usage("unknown option -x", { "runs", AUD.small, "-x" })
-            assert_usage("unknown option --wait", { "runs", AUD.small, "--wait" })
+        it("prints the version", function()
+            local status, out = run_cli({ "--version" })
+            assert.are.equal(0, status)
+            assert.are.equal("leadpipe " .. require("leadpipe").VERSION .. "\n", out)
         end)
 
-        it("rejects missing and extra arguments", function()
-            assert_usage("missing AUDIENCE", { "run" })
-            assert_usage("missing RUN", { "results", AUD.small })
-            assert_usage('unexpected argument "extra"', { "cancel", AUD.small, AUD.small, "extra" })
+        it("explains an unknown command, with a hint for a typo", function()
+            assert_usage("unknown command 'fetch'", { "fetch" })
+            assert_usage("unknown command 'reslts' (did you mean 'results'?) (see 'leadpipe --help')",
+                { "reslts" })
+            assert_usage('unknown command "nope" (see \'leadpipe --help\')', { "help", "nope" })
+        end)
+
+        it("rejects unknown options, with a hint for a typo, naming the subcommand's help", function()
+            assert_usage("unknown option '--colour' (see 'leadpipe results --help')",
+                { "results", AUD.small, AUD.small, "--colour" })
+            assert_usage("unknown option '--min-scor' (did you mean '--min-score'?)",
+                { "results", AUD.small, AUD.small, "--min-scor", "80" })
+            assert_usage("unknown option '-x'", { "runs", AUD.small, "-x" })
+            assert_usage("unknown option '--wait'", { "runs", AUD.small, "--wait" })
+        end)
+
+        it("rejects missing, malformed and extra arguments, naming them as typed", function()
+            assert_usage("missing argument 'AUDIENCE'", { "run" })
+            assert_usage("missing argument 'RUN'", { "results", AUD.small })
+            assert_usage('RUN must be a UUID like 8c4a1f52-3b9e-4d1a-9f0e-2b7c6d5e4f3a (got "x")',
+                { "results", AUD.small, "x" })
+            assert_usage('AUDIENCE must be a UUID', { "export", "nope", AUD.small })
+            assert_usage("too many arguments", { "cancel", AUD.small, AUD.small, "extra" })
         end)
 
         it("rejects bad option values", function()
@@ -126,10 +150,11 @@ describe("leadpipe cli", function()
                 for _, a in ipairs({ ... }) do args[#args + 1] = a end
                 return args
             end
-            assert_usage('--format must be one of jsonl, csv, table, got "xml"', with("--format", "xml"))
+            assert_usage('--format must be one of jsonl, json, csv, table, got "xml"',
+                with("--format", "xml"))
             assert_usage('--limit must be an integer from 1 to 500, got "0"', with("--limit", "0"))
             assert_usage('--limit must be an integer from 1 to 500, got "501"', with("--limit=501"))
-            assert_usage('--max must be an integer >= 0, got "-1"', with("--max", "-1"))
+            assert_usage('--max must be an integer >= 0, got "-1"', with("--max=-1"))
             assert_usage('--max must be an integer >= 0, got "ten"', with("--max", "ten"))
             assert_usage('--min-score must be a number', with("--min-score", "high"))
             assert_usage("--fields: bad field", with("--fields", "a,,b"))
@@ -137,8 +162,8 @@ describe("leadpipe cli", function()
                 with("--seniority", ""))
             assert_usage("--seniority-at-least must be a known seniority",
                 with("--seniority-at-least", "boss"))
-            assert_usage("option --format needs a value", with("--format"))
-            assert_usage("option --wait takes no value", { "run", AUD.small, "--wait=yes" })
+            assert_usage("option '--format' requires an argument", with("--format"))
+            assert_usage("option '--wait' does not take arguments", { "run", AUD.small, "--wait=yes" })
             assert_usage('--port must be an integer from 0 to 65535, got "70000"',
                 { "mock", "--port", "70000" })
             assert_usage("--retries must be an integer from 0 to 10",
@@ -147,9 +172,9 @@ describe("leadpipe cli", function()
 
         it("needs an API key and a valid base URL and ids", function()
             assert_usage("no API key: set LEADPIPE_API_KEY or pass --api-key", { "runs", AUD.small })
-            assert_usage("base_url must be an http:// or https:// URL",
+            assert_usage("--base-url must be an http:// or https:// URL",
                 { "runs", AUD.small, "--api-key", "k", "--base-url", "ftp://example" })
-            assert_usage("audience_id must be a UUID", { "runs", "not-a-uuid" },
+            assert_usage("AUDIENCE must be a UUID", { "runs", "not-a-uuid" },
                 { LEADPIPE_API_KEY = "k", LEADPIPE_BASE_URL = "http://127.0.0.1:9" })
         end)
 
@@ -164,15 +189,16 @@ describe("leadpipe cli", function()
         end)
 
         it("parses --name=value, repeated lists, options anywhere and --", function()
-            local opts, pos = cli.parse_for_tests({ "--api-key=k1", "results", "--seniority", "vp,director",
-                AUD.small, "--seniority=owner", "--", "--odd-run-id" })
-            assert.are.equal("k1", opts["api-key"])
+            local run = "00000000-0000-4000-8000-000000000001"
+            local opts = cli.parse_for_tests({ "--api-key=k1", "results", "--seniority", "vp,director",
+                AUD.small, "--seniority=owner", "--", run })
+            assert.are.equal("k1", opts.api_key)
             assert.are.same({ "vp", "director", "owner" }, opts.seniority)
-            assert.are.same({ AUD.small, "--odd-run-id" }, pos)
+            assert.are.same({ AUD.small, run }, { opts.AUDIENCE, opts.RUN })
         end)
 
         it("splits --topic only when it is a list of ids, since topic names hold commas", function()
-            local opts = cli.parse_for_tests({ "results", "a", "b", "--topic", "117796, 5",
+            local opts = cli.parse_for_tests({ "results", AUD.small, AUD.small, "--topic", "117796, 5",
                 "--topic", "Personal Finance, Budgeting & Saving" })
             assert.are.same({ "117796", "5", "Personal Finance, Budgeting & Saving" }, opts.topic)
         end)
@@ -180,7 +206,7 @@ describe("leadpipe cli", function()
         it("turns filter options into a where table", function()
             assert.is_nil(cli.where_from({}))
             assert.are.same({ min_score = 80, topic = { 117796, "crm" }, has = { "phone" } },
-                cli.where_from({ ["min-score"] = 80, topic = { "117796", "crm" }, has = { "phone" } }))
+                cli.where_from({ min_score = 80, topic = { "117796", "crm" }, has = { "phone" } }))
         end)
     end)
 
@@ -547,7 +573,7 @@ describe("leadpipe cli", function()
                 local out, err, status = h.run({ "results", AUD.small }, vars)
                 assert.are.equal(2, status)
                 assert.are.equal("", out)
-                assert.are.equal("leadpipe: missing RUN (see 'leadpipe results --help')\n", err)
+                assert.are.equal("leadpipe: missing argument 'RUN' (see 'leadpipe results --help')\n", err)
                 out, err, status = h.run({ "runs", AUD.small }, { LEADPIPE_API_KEY = "sk_bad",
                     LEADPIPE_BASE_URL = srv.url })
                 assert.are.equal(1, status)
