@@ -560,6 +560,116 @@ describe("leadpipe cli", function()
             end)
         end)
 
+        describe("audiences, stats and export", function()
+            it("lists the audiences as a table, JSON or JSONL, filtered by status", function()
+                local status, out = run_cli({ "audiences" }, vars)
+                assert.are.equal(0, status)
+                local lines = h.lines(out)
+                assert.is_truthy(lines[1]:find("^id%s+name%s+status%s+audienceSize"))
+                assert.are.equal(2 + 3, #lines)
+                local st, js = run_cli({ "audiences", "--format", "json", "--status", "active" }, vars)
+                assert.are.equal(0, st)
+                local list = assert(json.decode(js))
+                assert.are.equal(3, #list)
+                assert.are.equal(AUD.small, list[1].id)
+                assert_usage("--status must be one of draft, active, paused",
+                    { "audiences", "--status", "on" })
+            end)
+
+            it("prints a run's stats as one JSON line", function()
+                local status, out = run_cli({ "stats", AUD.small, run_id }, vars)
+                assert.are.equal(0, status)
+                assert.are.equal(1, #h.lines(out))
+                assert.are.equal(ROWS, assert(json.decode(out)).stats.total)
+            end)
+
+            it("fails a pending run's stats or export with --no-wait, status 1", function()
+                srv:configure{ queued_ms = 60000 }
+                local _, id = run_cli({ "run", AUD.small }, vars)
+                id = id:match("^(%S+)")
+                for _, cmd in ipairs({ "stats", "export" }) do
+                    local status, out, err = run_cli({ cmd, AUD.small, id, "--no-wait" }, vars)
+                    assert.are.equal(1, status)
+                    assert.are.equal("", out)
+                    assert.is_truthy(err:find("not_ready", 1, true), err)
+                end
+                run_cli({ "cancel", AUD.small, id }, vars)
+            end)
+
+            it("exports the CSV to stdout or to a file, which parses back", function()
+                local status, out = run_cli({ "export", AUD.small, run_id }, vars)
+                assert.are.equal(0, status)
+                local records = require("spec.support.csv").parse(out)
+                assert.are.equal(ROWS + 1, #records)
+                assert.are.equal("hashedEmail", records[1][1])
+                local file = os.tmpname()
+                status = run_cli({ "export", AUD.small, run_id, "--output", file }, vars)
+                assert.are.equal(0, status)
+                assert.are.equal(out, h.read_file(file))
+                os.remove(file)
+            end)
+
+            it("leaves no file when the export fails", function()
+                local run = select(2, run_cli({ "run", AUD.failing }, vars)):match("^(%S+)")
+                local dir = os.tmpname()
+                os.remove(dir)
+                assert(os.execute("mkdir " .. dir))
+                local status, _, err = run_cli({ "export", AUD.failing, run, "-o", dir .. "/x.csv" }, vars)
+                assert.are.equal(1, status)
+                assert.is_truthy(err:find("run_failed", 1, true), err)
+                local p = io.popen("ls -A " .. dir)
+                assert.are.equal("", p:read("*a"))
+                p:close()
+                os.execute("rm -rf " .. dir)
+            end)
+        end)
+
+        describe("results output", function()
+            it("writes --format json as one array of the same rows", function()
+                local status, out = run_cli({ "results", AUD.small, run_id, "--format", "json" }, vars)
+                assert.are.equal(0, status)
+                local rows = assert(json.decode(out))
+                assert.are.equal(hashes(all_rows), hashes(rows))
+                local _, empty = run_cli({ "results", AUD.small, run_id, "--format", "json", "--max", "0" },
+                    vars)
+                assert.are.equal("[]\n", empty)
+            end)
+
+            it("neutralises formula cells with --csv-safe", function()
+                local _, out = run_cli({ "results", AUD.small, run_id, "--format", "csv", "--fields",
+                    "phone,fullName", "--csv-safe" }, vars)
+                local _, plain = run_cli({ "results", AUD.small, run_id, "--format", "csv", "--fields",
+                    "phone,fullName" }, vars)
+                local csv = require("spec.support.csv")
+                local safe_rows, plain_rows = csv.parse(out), csv.parse(plain)
+                local changed = 0
+                for i = 2, #plain_rows do
+                    local a, b = plain_rows[i][1], safe_rows[i][1]
+                    if a:find("^[=+%-@]") then
+                        assert.are.equal("'" .. a, b)
+                        changed = changed + 1
+                    else
+                        assert.are.equal(a, b)
+                    end
+                end
+                assert.is_true(changed > 0) -- the fake's phones start with +
+            end)
+
+            it("clears the progress bar when --max stops the output early", function()
+                local out, err = h.buffer(), h.buffer()
+                local t = 0
+                local status = cli.main({ "results", AUD.small, run_id, "--limit", "50", "--max", "120" },
+                    { stdout = out, stderr = err, getenv = h.getenv(vars), isatty = true,
+                      now = function() t = t + 1 return t end })
+                assert.are.equal(0, status)
+                assert.are.equal(120, #h.lines(out.text()))
+                local e = err.text()
+                assert.is_truthy(e:find("rows/s", 1, true), e)
+                assert.are.equal("\r\27[K", e:sub(-4))
+                assert.is_nil(e:find("\n", 1, true))
+            end)
+        end)
+
         describe("as a subprocess", function()
             it("gives the same output as in-process, with nothing on a piped stderr", function()
                 local out, err, status = h.run({ "results", AUD.small, run_id, "--max", "50" }, vars)
@@ -567,6 +677,25 @@ describe("leadpipe cli", function()
                 assert.are.equal("", err)
                 local _, expect = run_cli({ "results", AUD.small, run_id, "--max", "50" }, vars)
                 assert.are.equal(expect, out)
+            end)
+
+            it("exits 1 with the error when the run id cannot be written", function()
+                for _, extra in ipairs({ "", " --wait" }) do
+                    local out, err, status = h.sh(("env LEADPIPE_API_KEY=%s LEADPIPE_BASE_URL=%s %s "
+                        .. "bin/leadpipe run %s%s > /dev/full"):format(srv.api_key, srv.url, h.lua,
+                        AUD.small, extra))
+                    assert.are.equal("", out)
+                    assert.are.equal(1, status)
+                    assert.are.equal("leadpipe: cannot write the output: No space left on device\n", err)
+                end
+            end)
+
+            it("says curl's message once when nothing listens", function()
+                local _, err, status = h.run({ "runs", AUD.small }, { LEADPIPE_API_KEY = "k",
+                    LEADPIPE_BASE_URL = "http://127.0.0.1:9", LEADPIPE_PROGRESS = "0" })
+                assert.are.equal(1, status)
+                local _, n = err:gsub("Couldn't connect to server", "")
+                assert.are.equal(1, n, err)
             end)
 
             it("exits 2 on usage errors and 1 on API errors, with one line on stderr", function()
