@@ -41,7 +41,6 @@
 #define CSV_CHUNK_ROWS 256
 #define CONNECTION_TIMEOUT_S 60u
 #define DAY_MS 86400000
-#define PAGE_CACHE_BYTES ((size_t)64 << 20) /* gzip pages kept per server */
 
 const char *const lpm_fault_names[LPM_F_COUNT] = {
     "429", "429_date", "500", "502", "503", "drop", "truncate",
@@ -79,17 +78,6 @@ typedef struct {
     int64_t export_created;    /* wall ms */
 } run_t;
 
-/* A gzip-compressed results page of a completed run, without its envelope: raw deflate
- * ending in a full flush, so it can be spliced between the envelope's stored blocks. */
-typedef struct page_ent {
-    struct page_ent *prev, *next;  /* most recently used first */
-    const run_t *run;
-    uint64_t offset, limit;
-    unsigned char *z;
-    size_t zlen, raw_len;
-    unsigned long crc;
-} page_ent_t;
-
 struct lpm_server {
     pthread_mutex_t mu;
     struct MHD_Daemon *api, *storage;
@@ -113,8 +101,6 @@ struct lpm_server {
     uint64_t faulted[FAULT_MEMORY];
     size_t nfaulted, faulted_next;
     lpm_stats_t stats;
-    page_ent_t *cache_head, *cache_tail;
-    size_t cache_bytes;
     uint64_t instance;         /* request ids differ between servers */
     int stopping;              /* atomic: cuts latency sleeps short on stop() */
     /* atomic */
@@ -140,8 +126,6 @@ typedef struct {
     lpm_buf_t body;
     const char *ctype;
     int json;                 /* a JSON envelope: may be gzipped */
-    int gz_ok;                /* the client accepts gzip and the server gives it */
-    int gzipped;              /* the body is gzip already (from the page cache) */
     int fault;                /* -1, or LPM_F_DROP / LPM_F_TRUNCATE */
     int nextra;
     char hname[MAX_EXTRA][32];
@@ -155,8 +139,6 @@ static void reply_init(reply_t *r)
     lpm_buf_init(&r->body, 0);
     r->ctype = "application/json";
     r->json = 0;
-    r->gz_ok = 0;
-    r->gzipped = 0;
     r->fault = -1;
     r->nextra = 0;
     r->csv = NULL;
@@ -994,211 +976,23 @@ static void results_data(lpm_buf_t *b, const run_t *snap, uint64_t offset, uint6
     lpm_buf_addc(b, '}');
 }
 
-/* Raw deflate of in[0..n) ending with a full flush (byte-aligned, not final). */
-static int deflate_segment(const char *in, size_t n, lpm_buf_t *out)
-{
-    z_stream z;
-    uLong bound;
-    int rc;
-    memset(&z, 0, sizeof(z));
-    if (n > 0xffffffffu)
-        return 0;
-    if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return 0;
-    bound = deflateBound(&z, (uLong)n) + 64;
-    lpm_buf_init(out, (size_t)bound);
-    if (out->oom) {
-        deflateEnd(&z);
-        return 0;
-    }
-    z.next_in = (Bytef *)(uintptr_t)in;
-    z.avail_in = (uInt)n;
-    z.next_out = (Bytef *)out->data;
-    z.avail_out = (uInt)bound;
-    rc = deflate(&z, Z_FULL_FLUSH);
-    if (rc != Z_OK || z.avail_in != 0 || z.avail_out == 0) {
-        deflateEnd(&z);
-        lpm_buf_free(out);
-        return 0;
-    }
-    out->len = (size_t)z.total_out;
-    deflateEnd(&z);
-    return 1;
-}
-
-/* Appends a stored deflate block (n < 65536) holding s[0..n). */
-static void stored_block(lpm_buf_t *b, const char *s, size_t n, int final)
-{
-    unsigned char h[5];
-    h[0] = (unsigned char)(final ? 1 : 0);
-    h[1] = (unsigned char)(n & 0xff);
-    h[2] = (unsigned char)(n >> 8);
-    h[3] = (unsigned char)(~n & 0xff);
-    h[4] = (unsigned char)((~n >> 8) & 0xff);
-    lpm_buf_add(b, (const char *)h, 5);
-    lpm_buf_add(b, s, n);
-}
-
-static void le32(lpm_buf_t *b, unsigned long v)
-{
-    char x[4];
-    x[0] = (char)(v & 0xff);
-    x[1] = (char)((v >> 8) & 0xff);
-    x[2] = (char)((v >> 16) & 0xff);
-    x[3] = (char)((v >> 24) & 0xff);
-    lpm_buf_add(b, x, 4);
-}
-
-/* Under mu: the cached page, moved to the front, or NULL. */
-static page_ent_t *cache_find(lpm_server_t *s, const run_t *run, uint64_t offset, uint64_t limit)
-{
-    page_ent_t *e;
-    for (e = s->cache_head; e; e = e->next) {
-        if (e->run == run && e->offset == offset && e->limit == limit)
-            break;
-    }
-    if (!e || e == s->cache_head)
-        return e;
-    e->prev->next = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        s->cache_tail = e->prev;
-    e->prev = NULL;
-    e->next = s->cache_head;
-    s->cache_head->prev = e;
-    s->cache_head = e;
-    return e;
-}
-
-/* Under mu: stores e at the front and evicts the least recently used beyond the budget. */
-static void cache_insert(lpm_server_t *s, page_ent_t *e)
-{
-    e->prev = NULL;
-    e->next = s->cache_head;
-    if (s->cache_head)
-        s->cache_head->prev = e;
-    s->cache_head = e;
-    if (!s->cache_tail)
-        s->cache_tail = e;
-    s->cache_bytes += e->zlen;
-    while (s->cache_bytes > PAGE_CACHE_BYTES && s->cache_tail != e) {
-        page_ent_t *old = s->cache_tail;
-        s->cache_tail = old->prev;
-        s->cache_tail->next = NULL;
-        s->cache_bytes -= old->zlen;
-        free(old->z);
-        free(old);
-    }
-}
-
-/* The gzip reply of a completed page: each page is generated and compressed once, then
- * served from the cache with a fresh envelope (stored deflate blocks around the cached
- * segment, CRCs combined). Returns 0 (reply untouched) when memory runs out. */
-static int cached_gzip_page(lpm_server_t *s, run_t *run, const run_t *snap, uint64_t offset,
-                            uint64_t limit, reply_t *r, const meta_t *m)
-{
-    static const unsigned char gz_header[10] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3 };
-    static const char prefix[] = "{\"data\":";
-    lpm_buf_t suffix, z;
-    page_ent_t *e;
-    unsigned long crc;
-    int ok = 0;
-
-    lpm_buf_init(&suffix, 128);
-    lpm_buf_addc(&suffix, ',');
-    meta_json(&suffix, m);
-    lpm_buf_addc(&suffix, '}');
-    if (suffix.oom)
-        return 0;
-
-    pthread_mutex_lock(&s->mu);
-    e = cache_find(s, run, offset, limit);
-    pthread_mutex_unlock(&s->mu);
-    if (!e) {
-        lpm_buf_t plain;
-        page_ent_t *fresh = calloc(1, sizeof(*fresh));
-        lpm_buf_init(&plain, 0);
-        results_data(&plain, snap, offset, limit);
-        if (fresh && !plain.oom && deflate_segment(plain.data, plain.len, &z)) {
-            fresh->run = run;
-            fresh->offset = offset;
-            fresh->limit = limit;
-            fresh->z = (unsigned char *)z.data;
-            fresh->zlen = z.len;
-            fresh->raw_len = plain.len;
-            fresh->crc = crc32(crc32(0L, Z_NULL, 0), (const Bytef *)plain.data, (uInt)plain.len);
-        } else {
-            free(fresh);
-            fresh = NULL;
-        }
-        lpm_buf_free(&plain);
-        if (!fresh) {
-            lpm_buf_free(&suffix);
-            return 0;
-        }
-        pthread_mutex_lock(&s->mu);
-        e = cache_find(s, run, offset, limit);
-        if (e) {
-            free(fresh->z);
-            free(fresh);
-        } else {
-            cache_insert(s, fresh);
-            e = fresh;
-        }
-        pthread_mutex_unlock(&s->mu);
-    }
-
-    r->status = 200;
-    r->json = 1;
-    r->gzipped = 1;
-    r->body.len = 0;
-    /* entries are only freed under mu (eviction), so copy the segment under it */
-    pthread_mutex_lock(&s->mu);
-    e = cache_find(s, run, offset, limit);
-    if (e && lpm_buf_reserve(&r->body, e->zlen + suffix.len + 64)) {
-        lpm_buf_add(&r->body, (const char *)gz_header, sizeof(gz_header));
-        stored_block(&r->body, prefix, sizeof(prefix) - 1, 0);
-        lpm_buf_add(&r->body, (const char *)e->z, e->zlen);
-        stored_block(&r->body, suffix.data, suffix.len, 1);
-        crc = crc32(crc32(0L, Z_NULL, 0), (const Bytef *)prefix, sizeof(prefix) - 1);
-        crc = crc32_combine(crc, e->crc, (z_off_t)e->raw_len);
-        crc = crc32_combine(crc, crc32(crc32(0L, Z_NULL, 0), (const Bytef *)suffix.data,
-                                       (uInt)suffix.len), (z_off_t)suffix.len);
-        le32(&r->body, crc);
-        le32(&r->body, (unsigned long)((sizeof(prefix) - 1 + e->raw_len + suffix.len) & 0xffffffffu));
-        ok = !r->body.oom;
-    }
-    pthread_mutex_unlock(&s->mu);
-    lpm_buf_free(&suffix);
-    if (!ok) {
-        r->gzipped = 0;
-        r->body.len = 0;
-        r->body.oom = 0;
-    }
-    return ok;
-}
-
 static void results(lpm_server_t *s, struct MHD_Connection *c, const route_t *rt, size_t aud,
                     reply_t *r, const meta_t *m)
 {
     uint64_t limit, offset;
-    run_t snap, *run;
+    run_t snap;
     if (!int_param(c, r, m, "limit", 100, 1, 500, "limit must be an integer between 1 and 500",
                    &limit))
         return;
     if (!int_param(c, r, m, "offset", 0, 0, (uint64_t)INT64_MAX,
                    "offset must be an integer >= 0", &offset))
         return;
-    if (!(run = lookup_run(s, rt, aud, &snap, r, m)))
+    if (!lookup_run(s, rt, aud, &snap, r, m))
         return;
     if (snap.status == RS_FAILED || snap.status == RS_CANCELLED) {
         run_conflict(r, m, s, &snap);
         return;
     }
-    if (snap.status == RS_COMPLETED && r->gz_ok && r->fault < 0 &&
-        cached_gzip_page(s, run, &snap, offset, limit, r, m))
-        return;
     data_begin(r, snap.status == RS_COMPLETED ? 200 : 202);
     results_data(&r->body, &snap, offset, limit);
     data_end(r, m);
@@ -1634,7 +1428,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, reply_t *r, int gz, 
         "{\"error\":{\"code\":\"INTERNAL_ERROR\",\"message\":\"out of memory\"}}";
     struct MHD_Response *resp = NULL;
     enum MHD_Result ret;
-    int i, gzipped = r->gzipped;
+    int i, gzipped = 0;
 
     if (r->body.oom) {
         lpm_buf_free(&r->body);
@@ -1650,7 +1444,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, reply_t *r, int gz, 
             csv_free(r->csv);
         r->csv = NULL;
     } else {
-        if (gz && !gzipped && r->json && r->body.len > 0) {
+        if (gz && r->json && r->body.len > 0) {
             lpm_buf_t z;
             if (gzip_buf(r->body.data, r->body.len, &z)) {
                 lpm_buf_free(&r->body);
@@ -1774,7 +1568,6 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *c, const cha
             fault_reply(&r, &m, fault, retry_after);
         } else {
             r.fault = fault;
-            r.gz_ok = gz;
             dispatch(s, c, &rt, (const req_ctx_t *)*con_cls, fault >= 0, &r, &m);
             if (fault == LPM_F_TRUNCATE && !r.body.oom) {
                 r.status = 200;
@@ -1969,12 +1762,6 @@ static void server_free(lpm_server_t *s)
         free(s->runs[i]);
     }
     free(s->runs);
-    while (s->cache_head) {
-        page_ent_t *e = s->cache_head;
-        s->cache_head = e->next;
-        free(e->z);
-        free(e);
-    }
     for (i = 0; i < s->naud; i++) {
         free(s->auds[i].a.fail_code);
         free(s->auds[i].a.fail_message);
