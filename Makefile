@@ -64,7 +64,7 @@ $(OBJ)/core/%.o: csrc/%.c $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CURL_CFLAGS) -c $< -o $@
 
-$(OBJ)/mock/%.o: csrc/mock/%.c $(MOCK_HDR)
+$(OBJ)/mock/%.o: csrc/mock/%.c $(MOCK_HDR) csrc/lp_compat.h csrc/lp_util.h csrc/leadpipe.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Icsrc/mock $(MHD_CFLAGS) -c $< -o $@
 
@@ -72,7 +72,10 @@ $(CORE_SO): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $^ $(CURL_LIBS)
 
-$(MOCK_SO): $(MOCK_OBJ)
+# The fake shares leadpipe.core's option helpers (lp_util.c; hidden symbols in each .so).
+MOCK_SHARED  = $(OBJ)/core/lp_util.o
+
+$(MOCK_SO): $(MOCK_OBJ) $(MOCK_SHARED)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $^ $(MHD_LIBS) -lz -lpthread
 

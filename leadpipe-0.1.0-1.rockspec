@@ -65,6 +65,7 @@ build = {
                 "csrc/mock/mock_lua.c",
                 "csrc/mock/mock_people.c",
                 "csrc/mock/mock_server.c",
+                "csrc/lp_util.c", -- leadpipe.core's option helpers, shared
             },
             libraries = { "microhttpd", "z", "pthread" },
             incdirs = { "csrc", "csrc/mock", "$(MICROHTTPD_INCDIR)", "$(ZLIB_INCDIR)" },
