@@ -61,9 +61,14 @@ build = {
         ["leadpipe.mockserver"] = {
             sources = {
                 "csrc/mock/mock_buf.c",
+                "csrc/mock/mock_exports.c",
+                "csrc/mock/mock_faults.c",
                 "csrc/mock/mock_json.c",
                 "csrc/mock/mock_lua.c",
                 "csrc/mock/mock_people.c",
+                "csrc/mock/mock_reply.c",
+                "csrc/mock/mock_results.c",
+                "csrc/mock/mock_runs.c",
                 "csrc/mock/mock_server.c",
                 "csrc/lp_util.c", -- leadpipe.core's option helpers, shared
             },
