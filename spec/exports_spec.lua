@@ -241,6 +241,16 @@ describe("audiences and exports", function()
         end)
     end)
 
+    describe("people() with a bad where", function()
+        it("names the key and the rule, with no file:line from leadpipe.filter", function()
+            local ok, err = pcall(client.people, client, A.small, EXPORT_NONE,
+                { where = { min_score = "x" } })
+            assert.is_false(ok)
+            assert.are.equal("invalid_argument", err.kind)
+            assert.are.equal("people: where min_score must be a number, got string", err.message)
+        end)
+    end)
+
     describe("create_export() and export()", function()
         it("creates (201) then reuses (200) a stored export with a signed URL", function()
             local run = completed_run(A.small)

@@ -8,6 +8,7 @@
 local errors = require "leadpipe.errors"
 
 local type, tostring, pairs, ipairs, select = type, tostring, pairs, ipairs, select
+local getmetatable = getmetatable
 local floor, min, huge = math.floor, math.min, math.huge
 local concat, sort = table.concat, table.sort
 
@@ -129,6 +130,13 @@ function _M.check_path(fname, arg, v)
     if v ~= nil and (type(v) ~= "string" or v == "" or v:find("%z")) then
         return _M.invalid(fname, arg, "must be a non-empty file name (got " .. type(v) .. ")")
     end
+end
+
+-- Whether f can be called: a function, or a table or userdata with a __call metamethod.
+function _M.is_callable(f)
+    if type(f) == "function" then return true end
+    local mt = getmetatable(f)
+    return type(mt) == "table" and type(mt.__call) == "function"
 end
 
 return _M

@@ -452,7 +452,8 @@ function Client:people(aud, run_id, opts)
         local filter = require "leadpipe.filter"
         local ok, p = pcall(filter.where, o.where)
         if not ok then
-            error(invalid(fname, "where", (tostring(p):gsub("^[^:]*:%d+: ", ""):gsub("^where: ", ""))), 2)
+            error(invalid(fname, "where", (tostring(errors.is_error(p) and p.message or p)
+                :gsub("^where: ", ""))), 2)
         end
         pred = pred and filter.all(pred, p) or p
     end

@@ -18,14 +18,14 @@
 -- Licensed under the MIT license, like the rest of leadpipe.
 
 local json = require "leadpipe.json"
-local filter = require "leadpipe.filter"
+local path = require "leadpipe.path"
 
 local type, tostring, ipairs, pairs, error = type, tostring, ipairs, pairs, error
 local getmetatable, next = getmetatable, next
-local find, gsub, byte, sub, rep, format = string.find, string.gsub, string.byte, string.sub,
+local find, gsub, byte, rep, format = string.find, string.gsub, string.byte,
     string.rep, string.format
 local concat = table.concat
-local get = filter.get
+local get = path.get
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -222,22 +222,17 @@ end
 -- (so jq paths stay the same). Missing values stay missing.
 function _M.project(row, fields)
     local out = {}
-    for _, path in ipairs(fields) do
-        local v = get(row, path)
+    for _, field in ipairs(fields) do
+        local v = get(row, field)
         if v ~= nil then
+            local parts = path.split(field)
             local t = out
-            local start = 1
-            while true do
-                local dot = find(path, ".", start, true)
-                if not dot then
-                    t[sub(path, start)] = v
-                    break
-                end
-                local k = sub(path, start, dot - 1)
+            for i = 1, #parts - 1 do
+                local k = parts[i]
                 if type(t[k]) ~= "table" then t[k] = {} end
                 t = t[k]
-                start = dot + 1
             end
+            t[parts[#parts]] = v
         end
     end
     return out

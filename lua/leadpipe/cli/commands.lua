@@ -161,8 +161,7 @@ local function check_where(where)
     local filter = require "leadpipe.filter"
     local ok, err = pcall(filter.where, where)
     if not ok then
-        local msg = gsub(gsub(tostring(type(err) == "table" and err.message or err), "^[^:]*:%d+: ", ""),
-            "^where: ", "")
+        local msg = gsub(tostring(type(err) == "table" and err.message or err), "^where: ", "")
         msg = gsub(msg, "^([%w_]+)", function(key) return "--" .. gsub(key, "_", "-") end)
         usage(msg)
     end
