@@ -160,17 +160,7 @@ void lpm_create_export(lpm_server_t *s, const lpm_route_t *rt, size_t aud, lpm_r
     pthread_mutex_unlock(&s->mu);
     if (!run) {
         lpm_error_reply(r, m, 404, "RUN_NOT_FOUND", "run not found");
-    } else if (snap.status == LPM_RS_FAILED || snap.status == LPM_RS_CANCELLED) {
-        lpm_run_conflict(r, m, s, &snap);
-    } else if (snap.status != LPM_RS_COMPLETED) {
-        lpm_data_begin(r, 202);
-        LPM_LIT(&r->body, "{\"run\":");
-        lpm_run_json_short(&r->body, &snap);
-        lpm_buf_addc(&r->body, ',');
-        lpm_pending_reply(r, &snap);
-        lpm_buf_addc(&r->body, '}');
-        lpm_data_end(r, m);
-    } else {
+    } else if (!lpm_run_unavailable(s, r, m, &snap)) {
         lpm_data_begin(r, created ? 201 : 200);
         export_json(&r->body, s, &snap);
         lpm_data_end(r, m);
@@ -202,22 +192,8 @@ void lpm_export_csv(lpm_server_t *s, const lpm_route_t *rt, size_t aud, lpm_repl
 {
     lpm_run_t snap;
     char location[200];
-    if (!lpm_lookup_run(s, rt, aud, &snap, r, m))
+    if (!lpm_lookup_run(s, rt, aud, &snap, r, m) || lpm_run_unavailable(s, r, m, &snap))
         return;
-    if (snap.status == LPM_RS_FAILED || snap.status == LPM_RS_CANCELLED) {
-        lpm_run_conflict(r, m, s, &snap);
-        return;
-    }
-    if (snap.status != LPM_RS_COMPLETED) {
-        lpm_data_begin(r, 202);
-        LPM_LIT(&r->body, "{\"run\":");
-        lpm_run_json_short(&r->body, &snap);
-        lpm_buf_addc(&r->body, ',');
-        lpm_pending_reply(r, &snap);
-        lpm_buf_addc(&r->body, '}');
-        lpm_data_end(r, m);
-        return;
-    }
     export_location(s, &snap, location, sizeof(location));
     lpm_data_begin(r, 302);
     LPM_LIT(&r->body, "{\"url\":");

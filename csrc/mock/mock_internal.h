@@ -160,6 +160,8 @@ void lpm_get_run(lpm_server_t *s, const lpm_route_t *rt, size_t aud, lpm_reply_t
 void lpm_cancel_run(lpm_server_t *s, const lpm_route_t *rt, size_t aud, lpm_reply_t *r,
                     const lpm_meta_t *m);
 void lpm_pending_reply(lpm_reply_t *r, const lpm_run_t *snap);
+int lpm_run_unavailable(const lpm_server_t *s, lpm_reply_t *r, const lpm_meta_t *m,
+                        const lpm_run_t *snap);
 /* mock_results.c */
 void lpm_results(lpm_server_t *s, struct MHD_Connection *c, const lpm_route_t *rt, size_t aud,
                  lpm_reply_t *r, const lpm_meta_t *m);

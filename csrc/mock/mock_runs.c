@@ -386,3 +386,23 @@ void lpm_pending_reply(lpm_reply_t *r, const lpm_run_t *snap)
     LPM_LIT(&r->body, "\"");
 }
 
+/* For an endpoint that needs a completed run: fills r with 409 (failed, cancelled) or 202
+ * ({"run": the short run, "state": ...}) and returns 1; returns 0 for a completed run. */
+int lpm_run_unavailable(const lpm_server_t *s, lpm_reply_t *r, const lpm_meta_t *m,
+                        const lpm_run_t *snap)
+{
+    if (snap->status == LPM_RS_FAILED || snap->status == LPM_RS_CANCELLED) {
+        lpm_run_conflict(r, m, s, snap);
+        return 1;
+    }
+    if (snap->status == LPM_RS_COMPLETED)
+        return 0;
+    lpm_data_begin(r, 202);
+    LPM_LIT(&r->body, "{\"run\":");
+    lpm_run_json_short(&r->body, snap);
+    lpm_buf_addc(&r->body, ',');
+    lpm_pending_reply(r, snap);
+    lpm_buf_addc(&r->body, '}');
+    lpm_data_end(r, m);
+    return 1;
+}

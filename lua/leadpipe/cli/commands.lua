@@ -226,14 +226,19 @@ end
 
 -- ===== stats and export =====
 
+-- The waiting options of stats and export_csv from --no-wait/--timeout, progress in p.
+local function wait_opts(opts, p)
+    return {
+        wait = not opts.no_wait, timeout = opts.timeout,
+        on_poll = p and function(page) p:waiting(opts.RUN, page.state) end or nil,
+    }
+end
+
 function commands.stats(ctx)
     local opts = ctx.opts
     local client = make_client(ctx)
     local p = new_progress(ctx)
-    local stats, err = client:stats(opts.AUDIENCE, opts.RUN, {
-        wait = not opts.no_wait, timeout = opts.timeout,
-        on_poll = p and function(page) p:waiting(opts.RUN, page.state) end or nil,
-    })
+    local stats, err = client:stats(opts.AUDIENCE, opts.RUN, wait_opts(opts, p))
     if p then p:finish() end
     if not stats then api_error(err) end
     write(ctx, require("leadpipe.json").encode(stats), "\n")
@@ -244,10 +249,7 @@ function commands.export(ctx)
     local opts = ctx.opts
     local client = make_client(ctx)
     local p = new_progress(ctx)
-    local spec = {
-        wait = not opts.no_wait, timeout = opts.timeout,
-        on_poll = p and function(page) p:waiting(opts.RUN, page.state) end or nil,
-    }
+    local spec = wait_opts(opts, p)
     if opts.output then
         spec.path = opts.output
     else

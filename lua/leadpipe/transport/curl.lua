@@ -52,8 +52,26 @@ function Wire:send(spec)
     }
 end
 
+local DEADLINE = "the deadline passed while the request was in flight"
+
+-- Waits for the session's sockets (at most 1 s, or until `deadline`); false (and req closed)
+-- once the deadline has passed.
+local function idle(self, req, deadline)
+    local wait = 1
+    if deadline then
+        wait = deadline - self.host.now()
+        if wait <= 0 then
+            req:close()
+            return false
+        end
+        wait = min(wait, 1)
+    end
+    self.host.wait_io(self.session, wait)
+    return true
+end
+
 function Wire:wait(req, deadline)
-    local host, session = self.host, self.session
+    local session = self.session
     while true do
         session:perform()
         if req:done() then
@@ -61,21 +79,12 @@ function Wire:wait(req, deadline)
             req:close()
             return status, headers, body
         end
-        local wait = 1
-        if deadline then
-            wait = deadline - host.now()
-            if wait <= 0 then
-                req:close()
-                return nil, "the deadline passed while the request was in flight", "timeout"
-            end
-            wait = min(wait, 1)
-        end
-        host.wait_io(session, wait)
+        if not idle(self, req, deadline) then return nil, DEADLINE, "timeout" end
     end
 end
 
 function Wire:stream(req, sink, deadline)
-    local host, session = self.host, self.session
+    local session = self.session
     local held, held_len = {}, 0 -- the body of a status other than 200 (an error, a 202)
     local function drain()
         local chunk, status = req:read()
@@ -101,16 +110,7 @@ function Wire:stream(req, sink, deadline)
             if not status then return nil, headers, kind end
             return status, headers, status == 200 and "" or concat(held)
         end
-        local wait = 1
-        if deadline then
-            wait = deadline - host.now()
-            if wait <= 0 then
-                req:close()
-                return nil, "the deadline passed while the request was in flight", "timeout"
-            end
-            wait = min(wait, 1)
-        end
-        host.wait_io(session, wait)
+        if not idle(self, req, deadline) then return nil, DEADLINE, "timeout" end
     end
 end
 
