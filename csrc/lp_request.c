@@ -3,8 +3,10 @@
  *
  *   req:done()      -> boolean
  *   req:read()      -> chunk, status   (stream = true: the body received so far, then
- *                      cleared, so a long body passes through in pieces; status is the
- *                      response code once the headers are in, else 0)
+ *                      cleared, so a long body passes through in pieces of at most
+ *                      max_response bytes (or one libcurl write, 16 KiB, if more):
+ *                      the transfer pauses while a piece waits;
+ *                      status is the response code once the headers are in, else 0)
  *   req:response()  -> status, headers, body | nil, message, kind
  *   req:close()     idempotent; also __gc and __close
  *
@@ -130,7 +132,16 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     lp_request_t *r = (lp_request_t *)ud;
     size_t len = size * n;
-    if (len > r->max_response - r->body.len) {
+    /* A stream holds at most max_response unread bytes (or one write): past that, the
+     * transfer pauses until req:read() takes the piece (libcurl delivers this data
+     * again then). */
+    if (r->stream && (r->body.len >= r->max_response || len > r->max_response - r->body.len)) {
+        if (r->body.len > 0) {
+            r->paused = 1;
+            return CURL_WRITEFUNC_PAUSE;
+        }
+        /* an empty buffer takes one libcurl write, whatever its size */
+    } else if (len > r->max_response - r->body.len) {
         r->too_large = LP_TOO_LARGE_BODY;
         return 0;
     }
@@ -553,6 +564,10 @@ static int lp_request_read(lua_State *L)
     if (r->stream) {
         lua_pushlstring(L, r->body.data != NULL ? r->body.data : "", r->body.len);
         lp_buffer_reset(&r->body);
+        if (r->paused && r->state == LP_REQ_RUNNING) {
+            r->paused = 0;
+            (void)curl_easy_pause(r->easy, CURLPAUSE_CONT); /* may refill the buffer now */
+        }
     } else {
         lua_pushliteral(L, "");
     }

@@ -1,5 +1,6 @@
 -- Specs for the command line tool: leadpipe.cli in-process and bin/leadpipe as a subprocess,
--- end to end against the fake API started in this process.
+-- end to end against the fake API started in this process. One file (over 500 lines): the
+-- blocks share one fake server, one completed run and the in-process runner.
 
 local cli = require "leadpipe.cli"
 local mock = require "leadpipe.mock"

@@ -1,5 +1,7 @@
 -- Specs of leadpipe.mock, the fake Leadpipe API: driven through a real HTTP client (the
 -- curl command) and decoded with lua-cjson, so they test the server as any client sees it.
+-- One file for the whole HTTP surface (over 500 lines): every block shares the curl helpers
+-- and one running server.
 local cjson = require "cjson"
 local mock = require "leadpipe.mock"
 
