@@ -691,6 +691,17 @@ describe("leadpipe cli", function()
                 end
             end)
 
+            it("exits 1 without a message when the reader goes away and SIGPIPE is ignored", function()
+                for _, cmd in ipairs({ "results", "export" }) do
+                    local _, err, status = h.sh(("bash -c \"trap '' PIPE; env LEADPIPE_API_KEY=%s "
+                        .. "LEADPIPE_BASE_URL=%s %s bin/leadpipe %s %s %s | head -c 10 >/dev/null; "
+                        .. "exit \\${PIPESTATUS[0]}\""):format(srv.api_key, srv.url, h.lua, cmd, AUD.small,
+                        run_id))
+                    assert.are.equal(1, status, cmd .. ": " .. err)
+                    assert.are.equal("", err)
+                end
+            end)
+
             it("says curl's message once when nothing listens", function()
                 local _, err, status = h.run({ "runs", AUD.small }, { LEADPIPE_API_KEY = "k",
                     LEADPIPE_BASE_URL = "http://127.0.0.1:9", LEADPIPE_PROGRESS = "0" })

@@ -36,9 +36,11 @@ function _M.install(Client, h)
     end
 
     --- client:audience(id) -> Audience | nil, err (kind "not_found" for an unknown id)
-    function Client:audience(aud)
+    function Client:audience(aud, opts)
         local fname = "audience"
-        local err = check_id(fname, "audience_id", aud)
+        local o, err = check_opts(fname, opts, {})
+        if not o then return nil, err end
+        err = check_id(fname, "audience_id", aud)
         if err then return nil, err end
         return data_of(fname, self.transport:request{ path = audience_path(aud) })
     end

@@ -22,6 +22,9 @@ local invalid, check_opts, set, first = args.invalid, args.check_opts, args.set,
 local check_function, check_boolean, check_path = args.check_function, args.check_boolean,
     args.check_path
 
+-- Calls that take no options still refuse any (a misspelt wait = true must not pass silently).
+local NO_OPTS = {}
+
 -- Seconds a streamed export may take as a whole (the client's timeout is for API calls).
 local EXPORT_TRANSFER_TIMEOUT = 3600
 
@@ -196,9 +199,11 @@ function _M.install(Client, h)
     -- Create-or-reuse: the API answers 201 (created = true) for a new stored export and
     -- 200 (created = false) with the one already stored, each time with a fresh signed URL.
     -- A pending run: kind "not_ready".
-    function Client:create_export(aud, run_id)
+    function Client:create_export(aud, run_id, opts)
         local fname = "create_export"
-        local err = h.check_run_ids(fname, aud, run_id)
+        local o, err = check_opts(fname, opts, NO_OPTS)
+        if not o then return nil, err end
+        err = h.check_run_ids(fname, aud, run_id)
         if err then return nil, err end
         return stored(fname, run_id, self.transport:request{
             method = "POST", path = run_path(aud, run_id) .. "/exports",
@@ -206,9 +211,11 @@ function _M.install(Client, h)
     end
 
     --- client:export(audience_id, run_id, export_id) -> same shape as create_export | nil, err
-    function Client:export(aud, run_id, export_id)
+    function Client:export(aud, run_id, export_id, opts)
         local fname = "export"
-        local err = h.check_run_ids(fname, aud, run_id) or args.check_id(fname, "export_id", export_id)
+        local o, err = check_opts(fname, opts, NO_OPTS)
+        if not o then return nil, err end
+        err = h.check_run_ids(fname, aud, run_id) or args.check_id(fname, "export_id", export_id)
         if err then return nil, err end
         return stored(fname, run_id, self.transport:request{
             path = run_path(aud, run_id) .. "/exports/" .. export_id,
