@@ -167,6 +167,8 @@ describe("leadpipe cli", function()
             assert_usage("option '--wait' does not take arguments", { "run", AUD.small, "--wait=yes" })
             assert_usage('--port must be an integer from 0 to 65535, got "70000"',
                 { "mock", "--port", "70000" })
+            assert_usage("--idempotency-key must be 1 to 120 printable characters, got 121",
+                { "run", AUD.small, "--idempotency-key", string.rep("k", 121) })
             assert_usage("--retries must be an integer from 0 to 10",
                 { "runs", AUD.small, "--retries", "11" })
         end)

@@ -172,7 +172,12 @@ local function build()
     c:option("--timeout", "Give up waiting after SECONDS (default 600)."):argname("SECONDS")
         :convert(number("timeout", 0))
     c:option("--idempotency-key", "Use this key (1-120 characters) instead of a random one.")
-        :argname("KEY"):convert(text("idempotency-key"))
+        :argname("KEY"):convert(function(v)
+            if #v < 1 or #v > 120 or find(v, "%c") then
+                return nil, format("--idempotency-key must be 1 to 120 printable characters, got %d", #v)
+            end
+            return v
+        end)
 
     c = command("cancel", "Cancel a queued run.",
         "Cancels a queued run and prints \"RUN STATUS\". Only a queued run can be cancelled.")
