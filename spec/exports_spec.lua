@@ -290,4 +290,21 @@ describe("audiences and exports", function()
             assert.matches("unknown option 'name'", err.message)
         end)
     end)
+
+    describe("examples/export_audience.lua", function()
+        it("finds the audience by name, exports its CSV and prints a signed URL", function()
+            local h = require "spec.support.cli_helpers"
+            local file = os.tmpname()
+            local build = os.getenv("LEADPIPE_BUILD") or "build/5.4"
+            local out, err, status = h.sh(("env -u LEADPIPE_API_KEY -u LEADPIPE_BASE_URL "
+                .. "LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./%s/?.so;;' %s "
+                .. "examples/export_audience.lua small %s"):format(build, h.lua, file))
+            assert.are.equal(0, status, err)
+            assert.matches("^http://127%.0%.0%.1:%d+/exports/.+%.csv%?sig=%x+\n$", out)
+            assert.matches("wrote .*: %d+ bytes", err)
+            local lines = select(2, read_file(file):gsub("\r\n", ""))
+            assert.are.equal(1001, lines)
+            os.remove(file)
+        end)
+    end)
 end)
