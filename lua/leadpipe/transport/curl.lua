@@ -86,27 +86,34 @@ end
 function Wire:stream(req, sink, deadline)
     local session = self.session
     local held, held_len = {}, 0 -- the body of a status other than 200 (an error, a 202)
+    -- Passes on what arrived: true, or false, message, kind to stop.
     local function drain()
         local chunk, status = req:read()
         if chunk == "" then return true end
         if status ~= 200 then
             held[#held + 1] = chunk
             held_len = held_len + #chunk
-            return held_len <= MAX_HELD
+            if held_len > MAX_HELD then
+                return false, "response too large: a non-200 body over " .. MAX_HELD .. " bytes",
+                    "too_large"
+            end
+            return true
         end
-        return sink(chunk)
+        if sink(chunk) then return true end
+        return false, "the sink refused the data", "aborted"
     end
     while true do
         session:perform()
-        if not drain() then
+        local ok, msg, why = drain()
+        if not ok then
             req:close()
-            return nil, "the sink refused the data", "aborted"
+            return nil, msg, why
         end
         if req:done() then
-            local ok = drain()
+            ok, msg, why = drain()
             local status, headers, kind = req:response()
             req:close()
-            if not ok then return nil, "the sink refused the data", "aborted" end
+            if not ok then return nil, msg, why end
             if not status then return nil, headers, kind end
             return status, headers, status == 200 and "" or concat(held)
         end
