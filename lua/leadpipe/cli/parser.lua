@@ -32,6 +32,12 @@ Global options (any command, anywhere on the line):
   --progress, --no-progress   force the progress display on stderr on or off
 Exit status: 0 ok, 1 API or network error, 2 usage error, 130 interrupted.]]
 
+local ROOT_EPILOG = [[
+Run 'leadpipe COMMAND --help' (or 'leadpipe help COMMAND') for a command's options. The
+options above go anywhere on the line. Environment: LEADPIPE_API_KEY, LEADPIPE_BASE_URL,
+LEADPIPE_PROGRESS=1|0.
+Exit status: 0 ok, 1 API or network error, 2 usage error, 130 interrupted.]]
+
 -- ===== value checks (convert functions: value -> converted | nil, message) =====
 
 local function int(name, lo, hi)
@@ -128,7 +134,7 @@ end
 local function build()
     local p = argparse("leadpipe",
         "Reads Leadpipe intent audiences: queue a run, wait for it, stream its people.")
-        :add_help(false):epilog(EPILOG):require_command(false):command_target("command")
+        :add_help(false):epilog(ROOT_EPILOG):require_command(false):command_target("command")
         :help_max_width(92)
     help_flag(p)
     p:flag("--version", "Print the version and exit."):action(function()
