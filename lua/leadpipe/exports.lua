@@ -34,6 +34,11 @@ local function with_wait_opts(list, h)
     return set(list)
 end
 
+local function io_error(fname, path, why)
+    return errors.new("io", fname .. ": cannot write " .. tostring(path) .. ": " .. tostring(why),
+        { code = "IO" })
+end
+
 local function not_ready(run_id, state, what)
     return errors.new("not_ready", "run " .. run_id .. " is " .. tostring(state)
         .. " (pass wait = true to wait for " .. what .. ")", { status = 202, retryable = true })
@@ -102,8 +107,7 @@ function _M.install(Client, h)
         local tmp = path .. ".part-" .. core.uuid():sub(1, 8)
         local f, ferr = io_open(tmp, "wb")
         if not f then
-            return nil, errors.new("io", fname .. ": cannot write " .. path .. ": " .. tostring(ferr),
-                { code = "IO" })
+            return nil, io_error(fname, path, ferr)
         end
         local d = {}
         function d.write(chunk)
@@ -120,8 +124,7 @@ function _M.install(Client, h)
             end
             os_remove(tmp)
             if not ok then return nil end
-            return nil, errors.new("io", fname .. ": cannot write " .. path .. ": " .. tostring(cerr),
-                { code = "IO" })
+            return nil, io_error(fname, path, cerr)
         end
         return d
     end
@@ -155,8 +158,7 @@ function _M.install(Client, h)
                 bytes = bytes + #chunk
                 return true
             end
-            sink_err = not ok and res or dest.err and errors.new("io", fname .. ": cannot write "
-                .. tostring(o.path) .. ": " .. tostring(dest.err), { code = "IO" })
+            sink_err = not ok and res or dest.err and io_error(fname, o.path, dest.err)
                 or errors.new("aborted", fname .. ": the sink stopped the export", { code = "ABORTED" })
             return false
         end
