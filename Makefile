@@ -56,7 +56,7 @@ LUA_PACKAGES = lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev 
 	lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev
 
 # Debian packages the project needs; `make deps` installs the missing ones.
-DEB_PACKAGES ?= $(LUA_PACKAGES) lua-cjson lua-busted lua-check \
+DEB_PACKAGES ?= $(LUA_PACKAGES) lua-cjson lua-argparse lua-busted lua-check \
 	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3 \
 	nginx-light libnginx-mod-http-lua openssl neovim lua-luv jq
 
@@ -76,7 +76,7 @@ $(OBJ)/core/%.o: csrc/%.c $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CURL_CFLAGS) -c $< -o $@
 
-$(OBJ)/mock/%.o: csrc/mock/%.c $(MOCK_HDR)
+$(OBJ)/mock/%.o: csrc/mock/%.c $(MOCK_HDR) csrc/lp_compat.h csrc/lp_util.h csrc/leadpipe.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Icsrc/mock $(MHD_CFLAGS) -c $< -o $@
 
@@ -84,7 +84,10 @@ $(CORE_SO): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) -lz
 
-$(MOCK_SO): $(MOCK_OBJ)
+# The fake shares leadpipe.core's option helpers (lp_util.c; hidden symbols in each .so).
+MOCK_SHARED  = $(OBJ)/core/lp_util.o
+
+$(MOCK_SO): $(MOCK_OBJ) $(MOCK_SHARED)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $^ $(MHD_LIBS) -lz -lpthread
 

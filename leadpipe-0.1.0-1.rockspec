@@ -18,6 +18,7 @@ description = {
 dependencies = {
     "lua >= 5.1",
     "lua-cjson >= 2.1.0",
+    "argparse >= 0.7.0",
 }
 external_dependencies = {
     CURL = { header = "curl/curl.h" },
@@ -30,6 +31,8 @@ build = {
         ["leadpipe"] = "lua/leadpipe/init.lua",
         ["leadpipe.client"] = "lua/leadpipe/client.lua",
         ["leadpipe.args"] = "lua/leadpipe/args.lua",
+        ["leadpipe.audiences"] = "lua/leadpipe/audiences.lua",
+        ["leadpipe.exports"] = "lua/leadpipe/exports.lua",
         ["leadpipe.http"] = "lua/leadpipe/http.lua",
         ["leadpipe.transport.curl"] = "lua/leadpipe/transport/curl.lua",
         ["leadpipe.transport.cosocket"] = "lua/leadpipe/transport/cosocket.lua",
@@ -37,8 +40,13 @@ build = {
         ["leadpipe.errors"] = "lua/leadpipe/errors.lua",
         ["leadpipe.hosts"] = "lua/leadpipe/hosts.lua",
         ["leadpipe.filter"] = "lua/leadpipe/filter.lua",
+        ["leadpipe.iter"] = "lua/leadpipe/iter.lua",
+        ["leadpipe.path"] = "lua/leadpipe/path.lua",
         ["leadpipe.json"] = "lua/leadpipe/json.lua",
-        ["leadpipe.cli"] = "lua/leadpipe/cli.lua",
+        ["leadpipe.cli"] = "lua/leadpipe/cli/init.lua",
+        ["leadpipe.cli.parser"] = "lua/leadpipe/cli/parser.lua",
+        ["leadpipe.cli.commands"] = "lua/leadpipe/cli/commands.lua",
+        ["leadpipe.cli.progress"] = "lua/leadpipe/cli/progress.lua",
         ["leadpipe.mock"] = "lua/leadpipe/mock.lua",
         ["leadpipe.format"] = "lua/leadpipe/format.lua",
         ["leadpipe.core"] = {
@@ -58,10 +66,16 @@ build = {
         ["leadpipe.mockserver"] = {
             sources = {
                 "csrc/mock/mock_buf.c",
+                "csrc/mock/mock_exports.c",
+                "csrc/mock/mock_faults.c",
                 "csrc/mock/mock_json.c",
                 "csrc/mock/mock_lua.c",
                 "csrc/mock/mock_people.c",
+                "csrc/mock/mock_reply.c",
+                "csrc/mock/mock_results.c",
+                "csrc/mock/mock_runs.c",
                 "csrc/mock/mock_server.c",
+                "csrc/lp_util.c", -- leadpipe.core's option helpers, shared
             },
             libraries = { "microhttpd", "z", "pthread" },
             incdirs = { "csrc", "csrc/mock", "$(MICROHTTPD_INCDIR)", "$(ZLIB_INCDIR)" },

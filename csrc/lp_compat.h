@@ -69,4 +69,9 @@ static inline int lp_newmetatable(lua_State *L, const char *name)
 /* Pushes a new table holding the functions of l (luaL_newlib). */
 #define lp_newlib(L, l) (lua_newtable(L), lp_setfuncs((L), (l), 0))
 
+/* True when the libcurl headers are at least version maj.min.patch (Lua-cURL's
+ * LCURL_CURL_VER_GE); needs <curl/curl.h> included before use. */
+#define LP_CURL_VER_GE(maj, min, patch) \
+    (LIBCURL_VERSION_NUM >= (((maj) << 16) | ((min) << 8) | (patch)))
+
 #endif

@@ -2,6 +2,11 @@
  * lp_request.c: the request userdata (see lp_request.h).
  *
  *   req:done()      -> boolean
+ *   req:read()      -> chunk, status   (stream = true: the body received so far, then
+ *                      cleared, so a long body passes through in pieces of at most
+ *                      max_response bytes (or one libcurl write, 16 KiB, if more):
+ *                      the transfer pauses while a piece waits;
+ *                      status is the response code once the headers are in, else 0)
  *   req:response()  -> status, headers, body | nil, message, kind
  *   req:close()     idempotent; also __gc and __close
  *
@@ -127,7 +132,16 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     lp_request_t *r = (lp_request_t *)ud;
     size_t len = size * n;
-    if (len > r->max_response - r->body.len) {
+    /* A stream holds at most max_response unread bytes (or one write): past that, the
+     * transfer pauses until req:read() takes the piece (libcurl delivers this data
+     * again then). */
+    if (r->stream && (r->body.len >= r->max_response || len > r->max_response - r->body.len)) {
+        if (r->body.len > 0) {
+            r->paused = 1;
+            return CURL_WRITEFUNC_PAUSE;
+        }
+        /* an empty buffer takes one libcurl write, whatever its size */
+    } else if (len > r->max_response - r->body.len) {
         r->too_large = LP_TOO_LARGE_BODY;
         return 0;
     }
@@ -141,7 +155,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 /* ===== MAKING A REQUEST ===== */
 
 static const char *const request_fields[] = {
-    "method", "url", "headers", "body", "timeout", NULL,
+    "method", "url", "headers", "body", "timeout", "stream", NULL,
 };
 
 enum { LP_GET, LP_POST, LP_PUT, LP_PATCH, LP_DELETE, LP_HEAD };
@@ -241,7 +255,7 @@ int lp_request_new(lua_State *L, lp_session_t *s)
     const char *url, *method, *body;
     size_t body_len = 0, url_len = 0;
     long timeout_ms = s->timeout_ms;
-    int m, has_headers;
+    int m, has_headers, stream;
     lp_request_t *r;
 
     /* Check everything before taking any resource. */
@@ -267,6 +281,9 @@ int lp_request_new(lua_State *L, lp_session_t *s)
     if (!lua_isnil(L, -1))
         timeout_ms = lp_seconds_to_ms(lp_opt_seconds(L, 2, "timeout", 0, 0));
     lua_pop(L, 1);
+    lua_getfield(L, 2, "stream");
+    stream = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     lua_getfield(L, 2, "headers"); /* index 3 */
     has_headers = !lua_isnil(L, 3);
     if (has_headers) {
@@ -286,6 +303,7 @@ int lp_request_new(lua_State *L, lp_session_t *s)
     luaL_getmetatable(L, LP_REQUEST_MT);
     lua_setmetatable(L, 4);
     r->max_response = s->max_response;
+    r->stream = stream;
 
     r->easy = curl_easy_init();
     if (r->easy == NULL)
@@ -314,7 +332,8 @@ int lp_request_new(lua_State *L, lp_session_t *s)
     LP_SETOPT(L, r, CURLOPT_TIMEOUT_MS, timeout_ms);
     LP_SETOPT(L, r, CURLOPT_SSL_VERIFYPEER, s->verify ? 1L : 0L);
     LP_SETOPT(L, r, CURLOPT_SSL_VERIFYHOST, s->verify ? 2L : 0L);
-    if (m != LP_HEAD) /* a HEAD answer may announce a large Content-Length */
+    /* a HEAD answer may announce a large Content-Length; a stream is read in pieces */
+    if (m != LP_HEAD && !r->stream)
         LP_SETOPT(L, r, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_response);
     if (r->headers != NULL)
         LP_SETOPT(L, r, CURLOPT_HTTPHEADER, r->headers);
@@ -530,6 +549,32 @@ static int lp_request_response(lua_State *L)
     return 3;
 }
 
+/* req:read() -> chunk, status: hands out the body received so far and forgets it
+ * (stream mode; without it, an empty chunk). Status is the response code once the
+ * headers are in, else 0. Raises "out of memory" if a buffer could not grow. */
+static int lp_request_read(lua_State *L)
+{
+    lp_request_t *r = check_request(L, 1);
+    long status = r->status;
+    if (r->out_of_memory)
+        return luaL_error(L, "out of memory");
+    if (r->state == LP_REQ_RUNNING &&
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+        status = 0;
+    if (r->stream) {
+        lua_pushlstring(L, r->body.data != NULL ? r->body.data : "", r->body.len);
+        lp_buffer_reset(&r->body);
+        if (r->paused && r->state == LP_REQ_RUNNING) {
+            r->paused = 0;
+            (void)curl_easy_pause(r->easy, CURLPAUSE_CONT); /* may refill the buffer now */
+        }
+    } else {
+        lua_pushliteral(L, "");
+    }
+    lua_pushinteger(L, (lua_Integer)status);
+    return 2;
+}
+
 /* req:close(), __gc, __close: stops the transfer and frees everything. Idempotent. */
 static int lp_request_close(lua_State *L)
 {
@@ -554,6 +599,7 @@ static int lp_request_tostring(lua_State *L)
 static const luaL_Reg lp_request_methods[] = {
     {"done", lp_request_done},
     {"response", lp_request_response},
+    {"read", lp_request_read},
     {"close", lp_request_close},
     {NULL, NULL},
 };

@@ -41,6 +41,8 @@ typedef struct lp_request_t {
     int too_large;               /* LP_TOO_LARGE_* when a callback refused more data */
     int out_of_memory;           /* a callback could not grow a buffer */
     int aborted;                 /* the session was closed while it ran */
+    int stream;                  /* request option stream = true: req:read() drains body */
+    int paused;                  /* stream: on_body paused the transfer (a full piece waits) */
     char errbuf[CURL_ERROR_SIZE];
 } lp_request_t;
 

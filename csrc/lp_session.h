@@ -32,10 +32,6 @@
 #include "lp_compat.h"
 #include "leadpipe.h"
 
-/* True when the libcurl headers are at least version maj.min.patch. */
-#define LP_CURL_VER_GE(maj, min, patch) \
-    (LIBCURL_VERSION_NUM >= (((maj) << 16) | ((min) << 8) | (patch)))
-
 /* (curl.h always defines LIBCURL_VERSION_NUM; static analysers that skip system
  * headers do not, and must still see these files.) */
 #if defined(LIBCURL_VERSION_NUM) && !LP_CURL_VER_GE(7, 62, 0)

@@ -1,5 +1,6 @@
 -- Specs for the command line tool: leadpipe.cli in-process and bin/leadpipe as a subprocess,
--- end to end against the fake API started in this process.
+-- end to end against the fake API started in this process. One file (over 500 lines): the
+-- blocks share one fake server, one completed run and the in-process runner.
 
 local cli = require "leadpipe.cli"
 local mock = require "leadpipe.mock"
@@ -87,9 +88,14 @@ describe("leadpipe cli", function()
                 local status, out, err = run_cli(args)
                 assert.are.equal(0, status)
                 assert.are.equal("", err)
-                assert.is_truthy(out:find("^Usage: leadpipe COMMAND"))
+                assert.is_truthy(out:find("^Usage: leadpipe %["))
+                for _, cmd in ipairs({ "audiences", "runs", "run", "cancel", "results", "stats",
+                                       "export", "mock", "help" }) do
+                    assert.is_truthy(out:find("\n   " .. cmd .. " ", 1, true), cmd)
+                end
             end
-            for _, cmd in ipairs({ "run", "results", "runs", "cancel", "mock" }) do
+            for _, cmd in ipairs({ "audiences", "run", "results", "runs", "cancel", "stats", "export",
+                                   "mock" }) do
                 for _, args in ipairs({ { cmd, "--help" }, { cmd, "-h" }, { "help", cmd } }) do
                     local status, out = run_cli(args)
                     assert.are.equal(0, status)
@@ -100,23 +106,42 @@ describe("leadpipe cli", function()
             end
         end)
 
-        it("explains a missing or unknown command", function()
-            assert_usage("no command given (see 'leadpipe --help')", {})
-            assert_usage('unknown command "fetch"', { "fetch" })
-            assert_usage('unknown command "nope"', { "help", "nope" })
+        it("prints the help on stdout and exits 2 when no command is given", function()
+            local status, out, err = run_cli({})
+            assert.are.equal(2, status)
+            assert.are.equal("", err)
+            assert.is_truthy(out:find("^Usage: leadpipe %["))
         end)
 
-        it("rejects unknown options, naming the subcommand's help", function()
-            assert_usage("unknown option --colour (see 'leadpipe results --help')",
-                { "results", AUD.small, "x", "--colour" })
-            assert_usage("unknown option -x", { "runs", AUD.small, "-x" })
-            assert_usage("unknown option --wait", { "runs", AUD.small, "--wait" })
+        it("prints the version", function()
+            local status, out = run_cli({ "--version" })
+            assert.are.equal(0, status)
+            assert.are.equal("leadpipe " .. require("leadpipe").VERSION .. "\n", out)
         end)
 
-        it("rejects missing and extra arguments", function()
-            assert_usage("missing AUDIENCE", { "run" })
-            assert_usage("missing RUN", { "results", AUD.small })
-            assert_usage('unexpected argument "extra"', { "cancel", AUD.small, AUD.small, "extra" })
+        it("explains an unknown command, with a hint for a typo", function()
+            assert_usage("unknown command 'fetch'", { "fetch" })
+            assert_usage("unknown command 'reslts' (did you mean 'results'?) (see 'leadpipe --help')",
+                { "reslts" })
+            assert_usage('unknown command "nope" (see \'leadpipe --help\')', { "help", "nope" })
+        end)
+
+        it("rejects unknown options, with a hint for a typo, naming the subcommand's help", function()
+            assert_usage("unknown option '--colour' (see 'leadpipe results --help')",
+                { "results", AUD.small, AUD.small, "--colour" })
+            assert_usage("unknown option '--min-scor' (did you mean '--min-score'?)",
+                { "results", AUD.small, AUD.small, "--min-scor", "80" })
+            assert_usage("unknown option '-x'", { "runs", AUD.small, "-x" })
+            assert_usage("unknown option '--wait'", { "runs", AUD.small, "--wait" })
+        end)
+
+        it("rejects missing, malformed and extra arguments, naming them as typed", function()
+            assert_usage("missing argument 'AUDIENCE'", { "run" })
+            assert_usage("missing argument 'RUN'", { "results", AUD.small })
+            assert_usage('RUN must be a UUID like 8c4a1f52-3b9e-4d1a-9f0e-2b7c6d5e4f3a (got "x")',
+                { "results", AUD.small, "x" })
+            assert_usage('AUDIENCE must be a UUID', { "export", "nope", AUD.small })
+            assert_usage("too many arguments", { "cancel", AUD.small, AUD.small, "extra" })
         end)
 
         it("rejects bad option values", function()
@@ -126,10 +151,11 @@ describe("leadpipe cli", function()
                 for _, a in ipairs({ ... }) do args[#args + 1] = a end
                 return args
             end
-            assert_usage('--format must be one of jsonl, csv, table, got "xml"', with("--format", "xml"))
+            assert_usage('--format must be one of jsonl, json, csv, table, got "xml"',
+                with("--format", "xml"))
             assert_usage('--limit must be an integer from 1 to 500, got "0"', with("--limit", "0"))
             assert_usage('--limit must be an integer from 1 to 500, got "501"', with("--limit=501"))
-            assert_usage('--max must be an integer >= 0, got "-1"', with("--max", "-1"))
+            assert_usage('--max must be an integer >= 0, got "-1"', with("--max=-1"))
             assert_usage('--max must be an integer >= 0, got "ten"', with("--max", "ten"))
             assert_usage('--min-score must be a number', with("--min-score", "high"))
             assert_usage("--fields: bad field", with("--fields", "a,,b"))
@@ -137,19 +163,21 @@ describe("leadpipe cli", function()
                 with("--seniority", ""))
             assert_usage("--seniority-at-least must be a known seniority",
                 with("--seniority-at-least", "boss"))
-            assert_usage("option --format needs a value", with("--format"))
-            assert_usage("option --wait takes no value", { "run", AUD.small, "--wait=yes" })
+            assert_usage("option '--format' requires an argument", with("--format"))
+            assert_usage("option '--wait' does not take arguments", { "run", AUD.small, "--wait=yes" })
             assert_usage('--port must be an integer from 0 to 65535, got "70000"',
                 { "mock", "--port", "70000" })
+            assert_usage("--idempotency-key must be 1 to 120 printable characters, got 121",
+                { "run", AUD.small, "--idempotency-key", string.rep("k", 121) })
             assert_usage("--retries must be an integer from 0 to 10",
                 { "runs", AUD.small, "--retries", "11" })
         end)
 
         it("needs an API key and a valid base URL and ids", function()
             assert_usage("no API key: set LEADPIPE_API_KEY or pass --api-key", { "runs", AUD.small })
-            assert_usage("base_url must be an http:// or https:// URL",
+            assert_usage("--base-url must be an http:// or https:// URL",
                 { "runs", AUD.small, "--api-key", "k", "--base-url", "ftp://example" })
-            assert_usage("audience_id must be a UUID", { "runs", "not-a-uuid" },
+            assert_usage("AUDIENCE must be a UUID", { "runs", "not-a-uuid" },
                 { LEADPIPE_API_KEY = "k", LEADPIPE_BASE_URL = "http://127.0.0.1:9" })
         end)
 
@@ -164,15 +192,16 @@ describe("leadpipe cli", function()
         end)
 
         it("parses --name=value, repeated lists, options anywhere and --", function()
-            local opts, pos = cli.parse_for_tests({ "--api-key=k1", "results", "--seniority", "vp,director",
-                AUD.small, "--seniority=owner", "--", "--odd-run-id" })
-            assert.are.equal("k1", opts["api-key"])
+            local run = "00000000-0000-4000-8000-000000000001"
+            local opts = cli.parse_for_tests({ "--api-key=k1", "results", "--seniority", "vp,director",
+                AUD.small, "--seniority=owner", "--", run })
+            assert.are.equal("k1", opts.api_key)
             assert.are.same({ "vp", "director", "owner" }, opts.seniority)
-            assert.are.same({ AUD.small, "--odd-run-id" }, pos)
+            assert.are.same({ AUD.small, run }, { opts.AUDIENCE, opts.RUN })
         end)
 
         it("splits --topic only when it is a list of ids, since topic names hold commas", function()
-            local opts = cli.parse_for_tests({ "results", "a", "b", "--topic", "117796, 5",
+            local opts = cli.parse_for_tests({ "results", AUD.small, AUD.small, "--topic", "117796, 5",
                 "--topic", "Personal Finance, Budgeting & Saving" })
             assert.are.same({ "117796", "5", "Personal Finance, Budgeting & Saving" }, opts.topic)
         end)
@@ -180,7 +209,7 @@ describe("leadpipe cli", function()
         it("turns filter options into a where table", function()
             assert.is_nil(cli.where_from({}))
             assert.are.same({ min_score = 80, topic = { 117796, "crm" }, has = { "phone" } },
-                cli.where_from({ ["min-score"] = 80, topic = { "117796", "crm" }, has = { "phone" } }))
+                cli.where_from({ min_score = 80, topic = { "117796", "crm" }, has = { "phone" } }))
         end)
     end)
 
@@ -534,6 +563,116 @@ describe("leadpipe cli", function()
             end)
         end)
 
+        describe("audiences, stats and export", function()
+            it("lists the audiences as a table, JSON or JSONL, filtered by status", function()
+                local status, out = run_cli({ "audiences" }, vars)
+                assert.are.equal(0, status)
+                local lines = h.lines(out)
+                assert.is_truthy(lines[1]:find("^id%s+name%s+status%s+audienceSize"))
+                assert.are.equal(2 + 3, #lines)
+                local st, js = run_cli({ "audiences", "--format", "json", "--status", "active" }, vars)
+                assert.are.equal(0, st)
+                local list = assert(json.decode(js))
+                assert.are.equal(3, #list)
+                assert.are.equal(AUD.small, list[1].id)
+                assert_usage("--status must be one of draft, active, paused",
+                    { "audiences", "--status", "on" })
+            end)
+
+            it("prints a run's stats as one JSON line", function()
+                local status, out = run_cli({ "stats", AUD.small, run_id }, vars)
+                assert.are.equal(0, status)
+                assert.are.equal(1, #h.lines(out))
+                assert.are.equal(ROWS, assert(json.decode(out)).stats.total)
+            end)
+
+            it("fails a pending run's stats or export with --no-wait, status 1", function()
+                srv:configure{ queued_ms = 60000 }
+                local _, id = run_cli({ "run", AUD.small }, vars)
+                id = id:match("^(%S+)")
+                for _, cmd in ipairs({ "stats", "export" }) do
+                    local status, out, err = run_cli({ cmd, AUD.small, id, "--no-wait" }, vars)
+                    assert.are.equal(1, status)
+                    assert.are.equal("", out)
+                    assert.is_truthy(err:find("not_ready", 1, true), err)
+                end
+                run_cli({ "cancel", AUD.small, id }, vars)
+            end)
+
+            it("exports the CSV to stdout or to a file, which parses back", function()
+                local status, out = run_cli({ "export", AUD.small, run_id }, vars)
+                assert.are.equal(0, status)
+                local records = require("spec.support.csv").parse(out)
+                assert.are.equal(ROWS + 1, #records)
+                assert.are.equal("hashedEmail", records[1][1])
+                local file = os.tmpname()
+                status = run_cli({ "export", AUD.small, run_id, "--output", file }, vars)
+                assert.are.equal(0, status)
+                assert.are.equal(out, h.read_file(file))
+                os.remove(file)
+            end)
+
+            it("leaves no file when the export fails", function()
+                local run = select(2, run_cli({ "run", AUD.failing }, vars)):match("^(%S+)")
+                local dir = os.tmpname()
+                os.remove(dir)
+                assert(os.execute("mkdir " .. dir))
+                local status, _, err = run_cli({ "export", AUD.failing, run, "-o", dir .. "/x.csv" }, vars)
+                assert.are.equal(1, status)
+                assert.is_truthy(err:find("run_failed", 1, true), err)
+                local p = io.popen("ls -A " .. dir)
+                assert.are.equal("", p:read("*a"))
+                p:close()
+                os.execute("rm -rf " .. dir)
+            end)
+        end)
+
+        describe("results output", function()
+            it("writes --format json as one array of the same rows", function()
+                local status, out = run_cli({ "results", AUD.small, run_id, "--format", "json" }, vars)
+                assert.are.equal(0, status)
+                local rows = assert(json.decode(out))
+                assert.are.equal(hashes(all_rows), hashes(rows))
+                local _, empty = run_cli({ "results", AUD.small, run_id, "--format", "json", "--max", "0" },
+                    vars)
+                assert.are.equal("[]\n", empty)
+            end)
+
+            it("neutralises formula cells with --csv-safe", function()
+                local _, out = run_cli({ "results", AUD.small, run_id, "--format", "csv", "--fields",
+                    "phone,fullName", "--csv-safe" }, vars)
+                local _, plain = run_cli({ "results", AUD.small, run_id, "--format", "csv", "--fields",
+                    "phone,fullName" }, vars)
+                local csv = require("spec.support.csv")
+                local safe_rows, plain_rows = csv.parse(out), csv.parse(plain)
+                local changed = 0
+                for i = 2, #plain_rows do
+                    local a, b = plain_rows[i][1], safe_rows[i][1]
+                    if a:find("^[=+%-@]") then
+                        assert.are.equal("'" .. a, b)
+                        changed = changed + 1
+                    else
+                        assert.are.equal(a, b)
+                    end
+                end
+                assert.is_true(changed > 0) -- the fake's phones start with +
+            end)
+
+            it("clears the progress bar when --max stops the output early", function()
+                local out, err = h.buffer(), h.buffer()
+                local t = 0
+                local status = cli.main({ "results", AUD.small, run_id, "--limit", "50", "--max", "120" },
+                    { stdout = out, stderr = err, getenv = h.getenv(vars), isatty = true,
+                      now = function() t = t + 1 return t end })
+                assert.are.equal(0, status)
+                assert.are.equal(120, #h.lines(out.text()))
+                local e = err.text()
+                assert.is_truthy(e:find("rows/s", 1, true), e)
+                assert.are.equal("\r\27[K", e:sub(-4))
+                assert.is_nil(e:find("\n", 1, true))
+            end)
+        end)
+
         describe("as a subprocess", function()
             it("gives the same output as in-process, with nothing on a piped stderr", function()
                 local out, err, status = h.run({ "results", AUD.small, run_id, "--max", "50" }, vars)
@@ -543,11 +682,41 @@ describe("leadpipe cli", function()
                 assert.are.equal(expect, out)
             end)
 
+            it("exits 1 with the error when the run id cannot be written", function()
+                for _, extra in ipairs({ "", " --wait" }) do
+                    local out, err, status = h.sh(("env LEADPIPE_API_KEY=%s LEADPIPE_BASE_URL=%s %s "
+                        .. "bin/leadpipe run %s%s > /dev/full"):format(srv.api_key, srv.url, h.lua,
+                        AUD.small, extra))
+                    assert.are.equal("", out)
+                    assert.are.equal(1, status)
+                    assert.are.equal("leadpipe: cannot write the output: No space left on device\n", err)
+                end
+            end)
+
+            it("exits 1 without a message when the reader goes away and SIGPIPE is ignored", function()
+                for _, cmd in ipairs({ "results", "export" }) do
+                    local _, err, status = h.sh(("bash -c \"trap '' PIPE; env LEADPIPE_API_KEY=%s "
+                        .. "LEADPIPE_BASE_URL=%s %s bin/leadpipe %s %s %s | head -c 10 >/dev/null; "
+                        .. "exit \\${PIPESTATUS[0]}\""):format(srv.api_key, srv.url, h.lua, cmd, AUD.small,
+                        run_id))
+                    assert.are.equal(1, status, cmd .. ": " .. err)
+                    assert.are.equal("", err)
+                end
+            end)
+
+            it("says curl's message once when nothing listens", function()
+                local _, err, status = h.run({ "runs", AUD.small }, { LEADPIPE_API_KEY = "k",
+                    LEADPIPE_BASE_URL = "http://127.0.0.1:9", LEADPIPE_PROGRESS = "0" })
+                assert.are.equal(1, status)
+                local _, n = err:gsub("Couldn't connect to server", "")
+                assert.are.equal(1, n, err)
+            end)
+
             it("exits 2 on usage errors and 1 on API errors, with one line on stderr", function()
                 local out, err, status = h.run({ "results", AUD.small }, vars)
                 assert.are.equal(2, status)
                 assert.are.equal("", out)
-                assert.are.equal("leadpipe: missing RUN (see 'leadpipe results --help')\n", err)
+                assert.are.equal("leadpipe: missing argument 'RUN' (see 'leadpipe results --help')\n", err)
                 out, err, status = h.run({ "runs", AUD.small }, { LEADPIPE_API_KEY = "sk_bad",
                     LEADPIPE_BASE_URL = srv.url })
                 assert.are.equal(1, status)

@@ -609,23 +609,4 @@ describe("leadpipe client", function()
             assert.are.equal("invalid_argument", err.kind)
         end)
     end)
-
-    describe("stats() and export_csv()", function()
-        it("read the run's stats", function()
-            local run = completed_run(AUD1K)
-            local stats = assert(client:stats(AUD1K, run.id))
-            assert.are.equal(1000, stats.stats.total)
-        end)
-
-        it("follow the export redirect without sending the key to the other origin", function()
-            local run = completed_run(AUD1K)
-            local csv = assert(client:export_csv(AUD1K, run.id))
-            local lines = 0
-            for _ in csv:gmatch("\n") do lines = lines + 1 end
-            assert.is_true(lines >= 1001)
-            local s = srv:stats()
-            assert.is_true(s.redirect_requests >= 1)
-            assert.is_false(s.redirect_key_seen)
-        end)
-    end)
 end)

@@ -2,6 +2,16 @@
 -- Pure Lua: needs neither the C core nor the fake API.
 
 local filter = require "leadpipe.filter"
+local errors = require "leadpipe.errors"
+
+-- Asserts that fn raises an error object of kind invalid_argument (with this message).
+local function assert_invalid(fn, message)
+    local ok, err = pcall(fn)
+    assert.is_false(ok)
+    assert.is_true(errors.is_error(err), "not an error object: " .. tostring(err))
+    assert.are.equal("invalid_argument", err.kind)
+    if message then assert.are.equal(message, err.message) end
+end
 
 -- Rows shaped as core.decode gives them: JSON nulls are absent keys.
 local function rows()
@@ -103,11 +113,11 @@ describe("leadpipe.filter", function()
         end)
 
         it("raises on a path that is not a dotted path string", function()
-            assert.has_error(function() filter.get({}, 5) end,
+            assert_invalid(function() filter.get({}, 5) end,
                 'get: path must be a dotted path string like "company.name", got number')
-            assert.has_error(function() filter.get({}, "") end)
-            assert.has_error(function() filter.get({}, "a..b") end)
-            assert.has_error(function() filter.get({}, ".a") end)
+            assert_invalid(function() filter.get({}, "") end)
+            assert_invalid(function() filter.get({}, "a..b") end)
+            assert_invalid(function() filter.get({}, ".a") end)
         end)
     end)
 
@@ -125,9 +135,9 @@ describe("leadpipe.filter", function()
         end)
 
         it("raise on a threshold that is not a number", function()
-            assert.has_error(function() filter.min_score("80") end,
+            assert_invalid(function() filter.min_score("80") end,
                 "min_score: n must be a number, got string")
-            assert.has_error(function() filter.max_score(0 / 0) end,
+            assert_invalid(function() filter.max_score(0 / 0) end,
                 "max_score: n must be a number, got number")
         end)
     end)
@@ -144,10 +154,10 @@ describe("leadpipe.filter", function()
         end)
 
         it("raises without values or with a non-string value", function()
-            assert.has_error(function() filter.seniority() end, "seniority: needs at least one value")
-            assert.has_error(function() filter.seniority("vp", 3) end,
+            assert_invalid(function() filter.seniority() end, "seniority: needs at least one value")
+            assert_invalid(function() filter.seniority("vp", 3) end,
                 "seniority: value #2 must be a non-empty string, got number")
-            assert.has_error(function() filter.seniority("") end,
+            assert_invalid(function() filter.seniority("") end,
                 'seniority: value #1 must be a non-empty string, got ""')
         end)
     end)
@@ -175,10 +185,10 @@ describe("leadpipe.filter", function()
         end)
 
         it("raises on an unknown level, listing the known ones", function()
-            assert.has_error(function() filter.seniority_at_least("boss") end,
+            assert_invalid(function() filter.seniority_at_least("boss") end,
                 'seniority_at_least: unknown level "boss" (known: c_suite, cxo, director, entry, '
                 .. 'manager, owner, partner, senior, vp)')
-            assert.has_error(function() filter.seniority_at_least(nil) end,
+            assert_invalid(function() filter.seniority_at_least(nil) end,
                 "seniority_at_least: level must be a seniority name (string), got nil")
         end)
 
@@ -187,16 +197,16 @@ describe("leadpipe.filter", function()
             assert.are.equal(filter.default_ranks.director, old.director)
             local p = filter.seniority_at_least("training")
             assert.are.equal("a1,c3", select_rows(p))
-            assert.has_error(function() filter.seniority_at_least("vp") end)
+            assert_invalid(function() filter.seniority_at_least("vp") end)
         end)
 
         it("rejects a bad rank table", function()
-            assert.has_error(function() filter.set_ranks("x") end,
+            assert_invalid(function() filter.set_ranks("x") end,
                 "set_ranks: ranks must be a table of name = number, got string")
-            assert.has_error(function() filter.set_ranks{ vp = "high" } end,
+            assert_invalid(function() filter.set_ranks{ vp = "high" } end,
                 "set_ranks: rank of 'vp' must be a number, got string")
-            assert.has_error(function() filter.set_ranks{} end, "set_ranks: ranks must not be empty")
-            assert.has_error(function() filter.set_ranks{ 1 } end)
+            assert_invalid(function() filter.set_ranks{} end, "set_ranks: ranks must not be empty")
+            assert_invalid(function() filter.set_ranks{ 1 } end)
         end)
     end)
 
@@ -240,9 +250,9 @@ describe("leadpipe.filter", function()
         end)
 
         it("raises on a value that is neither id nor name", function()
-            assert.has_error(function() filter.topic(true) end,
+            assert_invalid(function() filter.topic(true) end,
                 "topic: value #1 must be a topic id (number) or name (non-empty string), got boolean")
-            assert.has_error(function() filter.topic() end, "topic: needs at least one topic id or name")
+            assert_invalid(function() filter.topic() end, "topic: needs at least one topic id or name")
         end)
     end)
 
@@ -271,9 +281,9 @@ describe("leadpipe.filter", function()
         end)
 
         it("raises on a bad path", function()
-            assert.has_error(function() filter.has("a..b") end,
+            assert_invalid(function() filter.has("a..b") end,
                 'has: field #1 must be a dotted path string like "company.domain", got "a..b"')
-            assert.has_error(function() filter.has() end, "has: needs at least one field path")
+            assert_invalid(function() filter.has() end, "has: needs at least one field path")
         end)
     end)
 
@@ -302,10 +312,10 @@ describe("leadpipe.filter", function()
         it("accept callable tables and raise on anything else", function()
             local callable = setmetatable({}, { __call = function(_, r) return r.ok end })
             assert.is_true(filter.all(callable)({ ok = true }))
-            assert.has_error(function() filter.all(filter.min_score(1), "x") end,
+            assert_invalid(function() filter.all(filter.min_score(1), "x") end,
                 "all: predicate #2 must be a function, got string")
-            assert.has_error(function() filter.any(nil) end, "any: predicate #1 must be a function, got nil")
-            assert.has_error(function() filter.negate({}) end,
+            assert_invalid(function() filter.any(nil) end, "any: predicate #1 must be a function, got nil")
+            assert_invalid(function() filter.negate({}) end,
                 "negate: predicate must be a function, got table")
         end)
     end)
@@ -328,31 +338,31 @@ describe("leadpipe.filter", function()
         end)
 
         it("names the valid keys on an unknown key", function()
-            assert.has_error(function() filter.where{ min_scor = 80 } end,
+            assert_invalid(function() filter.where{ min_scor = 80 } end,
                 'where: unknown key "min_scor" (valid keys: country, department, has, max_score, '
                 .. 'min_score, seniority, seniority_at_least, topic)')
-            assert.has_error(function() filter.where{ 80 } end)
+            assert_invalid(function() filter.where{ 80 } end)
         end)
 
         it("names the key and the rule on a wrong type", function()
-            assert.has_error(function() filter.where{ min_score = "80" } end,
+            assert_invalid(function() filter.where{ min_score = "80" } end,
                 "where: min_score must be a number, got string")
-            assert.has_error(function() filter.where{ seniority = 3 } end,
+            assert_invalid(function() filter.where{ seniority = 3 } end,
                 "where: seniority must be a non-empty string or a non-empty list of non-empty strings, "
                 .. "got number")
-            assert.has_error(function() filter.where{ department = {} } end,
+            assert_invalid(function() filter.where{ department = {} } end,
                 "where: department must be a non-empty string or a non-empty list of non-empty strings, "
                 .. "got a table that is not such a list")
-            assert.has_error(function() filter.where{ country = { "US", 1 } } end)
-            assert.has_error(function() filter.where{ seniority_at_least = { "vp" } } end,
+            assert_invalid(function() filter.where{ country = { "US", 1 } } end)
+            assert_invalid(function() filter.where{ seniority_at_least = { "vp" } } end,
                 "where: seniority_at_least must be a string, got table")
-            assert.has_error(function() filter.where{ topic = { true } } end)
-            assert.has_error(function() filter.where("x") end,
+            assert_invalid(function() filter.where{ topic = { true } } end)
+            assert_invalid(function() filter.where("x") end,
                 "where: spec must be a table (or a predicate function), got string")
         end)
 
         it("rejects an unknown seniority_at_least level", function()
-            assert.has_error(function() filter.where{ seniority_at_least = "boss" } end,
+            assert_invalid(function() filter.where{ seniority_at_least = "boss" } end,
                 'where: seniority_at_least must be a known seniority (c_suite, cxo, director, entry, '
                 .. 'manager, owner, partner, senior, vp), got "boss"')
         end)
@@ -391,9 +401,9 @@ describe("leadpipe.filter", function()
         end)
 
         it("raises on misuse", function()
-            assert.has_error(function() filter.filter(42, filter.all()) end,
+            assert_invalid(function() filter.filter(42, filter.all()) end,
                 "filter: iter must be an iterator function or an array of rows, got number")
-            assert.has_error(function() filter.filter({}, 1) end, "filter: p must be a function, got number")
+            assert_invalid(function() filter.filter({}, 1) end, "filter: p must be a function, got number")
         end)
     end)
 
@@ -406,7 +416,7 @@ describe("leadpipe.filter", function()
         end)
 
         it("raises without a function", function()
-            assert.has_error(function() filter.map({}, "x") end, "map: fn must be a function, got string")
+            assert_invalid(function() filter.map({}, "x") end, "map: fn must be a function, got string")
         end)
     end)
 
@@ -425,10 +435,10 @@ describe("leadpipe.filter", function()
         end)
 
         it("raises on a bad n", function()
-            assert.has_error(function() filter.take({}, -1) end,
+            assert_invalid(function() filter.take({}, -1) end,
                 "take: n must be a non-negative integer, got -1")
-            assert.has_error(function() filter.take({}, 1.5) end)
-            assert.has_error(function() filter.take({}, "3") end,
+            assert_invalid(function() filter.take({}, 1.5) end)
+            assert_invalid(function() filter.take({}, "3") end,
                 "take: n must be a non-negative integer, got string")
         end)
     end)
@@ -446,9 +456,9 @@ describe("leadpipe.filter", function()
         end)
 
         it("raise on something that is not an iterator", function()
-            assert.has_error(function() filter.count("rows") end,
+            assert_invalid(function() filter.count("rows") end,
                 "count: iter must be an iterator function or an array of rows, got string")
-            assert.has_error(function() filter.collect(nil) end)
+            assert_invalid(function() filter.collect(nil) end)
         end)
     end)
 
@@ -500,14 +510,14 @@ describe("leadpipe.filter", function()
         end)
 
         it("raises on mixed key types and on misuse", function()
-            assert.has_error(function()
+            assert_invalid(function()
                 filter.top({ { k = 1 }, { k = "a" } }, 2, "k")
             end, "top: key values must all be numbers or all strings, got both")
-            assert.has_error(function() filter.top({ { k = {} } }, 2, "k") end,
+            assert_invalid(function() filter.top({ { k = {} } }, 2, "k") end,
                 "top: key values must be numbers or strings, got table")
-            assert.has_error(function() filter.top({}, 2, 3) end,
+            assert_invalid(function() filter.top({}, 2, 3) end,
                 "top: key must be a function or a dotted path string, got number")
-            assert.has_error(function() filter.top({}, -2) end)
+            assert_invalid(function() filter.top({}, -2) end)
         end)
     end)
 end)

@@ -164,7 +164,7 @@ describe("leadpipe.format", function()
 
         it("rejects an unknown format", function()
             assert.has_error(function() format.writer("xml", helpers.buffer()) end,
-                "writer: fmt must be jsonl, csv or table, got xml")
+                "writer: fmt must be jsonl, json, csv or table, got xml")
         end)
     end)
 end)

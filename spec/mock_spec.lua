@@ -1,5 +1,7 @@
 -- Specs of leadpipe.mock, the fake Leadpipe API: driven through a real HTTP client (the
 -- curl command) and decoded with lua-cjson, so they test the server as any client sees it.
+-- One file for the whole HTTP surface (over 500 lines): every block shares the curl helpers
+-- and one running server.
 local cjson = require "cjson"
 local mock = require "leadpipe.mock"
 
@@ -232,6 +234,60 @@ describe("leadpipe.mock", function()
             local run = create_run(srv, AUD1K)
             assert_error(results(srv, AUD0, run.id), 404, "RUN_NOT_FOUND")
             assert_error(request(srv, "DELETE", runs_path(AUD1K) .. "/" .. unknown), 404, "RUN_NOT_FOUND")
+        end)
+    end)
+
+    describe("GET /audiences and /audiences/{id}", function()
+        it("serves the Audience objects, filtered by status, counted as 'audiences'", function()
+            srv:reset_stats()
+            local res = request(srv, "GET", "/v1/intent/audiences?status=active&limit=2")
+            assert.are.equal(200, res.status, res.body)
+            local list = decode(res).data
+            assert.are.equal(2, #list)
+            for _, a in ipairs(list) do
+                assert.are.equal("active", a.status)
+                assert.is_true(is_iso(a.createdAt))
+                assert.is_number(a.audienceSize)
+                assert.is_string(a.name)
+            end
+            local one = decode(request(srv, "GET", "/v1/intent/audiences/" .. AUD1K)).data
+            assert.are.equal(AUD1K, one.id)
+            assert.are.equal(2, srv:stats().requests.audiences[200])
+        end)
+
+        it("refuses a bad status or limit, a malformed id and a wrong method", function()
+            local bad = assert_error(request(srv, "GET", "/v1/intent/audiences?status=gone"), 400,
+                "INVALID_PARAMETER")
+            assert.are.equal("status", bad.error.param)
+            assert_error(request(srv, "GET", "/v1/intent/audiences?limit=101"), 400, "INVALID_PARAMETER")
+            assert_error(request(srv, "GET", "/v1/intent/audiences/xyz"), 400, "INVALID_PARAMETER")
+            local res = request(srv, "DELETE", "/v1/intent/audiences/" .. AUD1K)
+            assert_error(res, 405, "METHOD_NOT_ALLOWED")
+            assert.are.equal("GET", res.headers["allow"])
+        end)
+    end)
+
+    describe("POST /exports and GET /exports/{exportId}", function()
+        it("creates (201), then reuses (200) and reads back a stored export", function()
+            local run = create_run(srv, AUD1K)
+            local base = runs_path(AUD1K) .. "/" .. run.id .. "/exports"
+            local res = request(srv, "POST", base)
+            assert.are.equal(201, res.status, res.body)
+            local e = decode(res).data
+            assert.are.equal(run.id, e.export.runId)
+            assert.are.equal(3600, e.downloadUrlTtlSeconds)
+            assert.is_true(is_iso(e.downloadUrlExpiresAt))
+            res = request(srv, "POST", base)
+            assert.are.equal(200, res.status)
+            assert.are.equal(e.export.id, decode(res).data.export.id)
+            res = request(srv, "GET", base .. "/" .. e.export.id)
+            assert.are.equal(200, res.status)
+            local csv = curl{ e.downloadUrl }
+            assert.are.equal(200, csv.status)
+            assert_error(request(srv, "GET", base .. "/00000000-0000-4000-8000-0000000000ee"), 404,
+                "EXPORT_NOT_FOUND")
+            assert_error(request(srv, "GET", base .. "/zz"), 400, "INVALID_PARAMETER")
+            assert_error(request(srv, "GET", base), 405, "METHOD_NOT_ALLOWED")
         end)
     end)
 

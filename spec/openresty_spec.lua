@@ -107,7 +107,12 @@ describe("the openresty host in nginx", function()
     end)
 
     it("follows the export redirect and reads the streamed CSV as libcurl does", function()
-        local csv = assert(client:export_csv(srv.audience, run_id))
+        local parts = {}
+        assert(client:export_csv(srv.audience, run_id, { sink = function(chunk)
+            parts[#parts + 1] = chunk
+            return true
+        end }))
+        local csv = table.concat(parts)
         local _, res = get("/export")
         assert.are.equal(#csv, res.bytes, res.message)
         assert.is_true(res.bytes > 10000)

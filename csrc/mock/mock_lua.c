@@ -14,41 +14,27 @@
  *
  * License: MIT (see the repository).
  */
-#include <lauxlib.h>
-#include <lua.h>
-
-#include <math.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
+#include "lp_compat.h"
+#include "lp_util.h"
 #include "mock_buf.h"
 #include "mock_server.h"
 
-#define LP_MOCK_API __attribute__((visibility("default")))
-#define LP_MOCK_SERVER "leadpipe.mockserver"
-#define LP_MOCK_VERSION "leadpipe.mockserver 0.1.0"
-#define LP_MOCK_DEFAULT_KEY "sk_test_leadpipe_mock"
-
-/* ===== COMPATIBILITY (Lua 5.1) ===== */
-
-#if LUA_VERSION_NUM < 502
-#define lpm_setfuncs(L, l) luaL_register((L), NULL, (l))
-#define lpm_newlib(L, l) (lua_newtable(L), luaL_register((L), NULL, (l)))
-#define lpm_rawlen(L, i) lua_objlen((L), (i))
-#else
-#define lpm_setfuncs(L, l) luaL_setfuncs((L), (l), 0)
-#define lpm_newlib(L, l) luaL_newlib((L), (l))
-#define lpm_rawlen(L, i) lua_rawlen((L), (i))
-#endif
+#define LPM_API __attribute__((visibility("default")))
+#define LPM_SERVER_MT "leadpipe.mockserver"
+#define LPM_VERSION "leadpipe.mockserver 0.1.0"
+#define LPM_DEFAULT_KEY "sk_test_leadpipe_mock"
 
 typedef struct {
     lpm_server_t *srv;   /* NULL once collected */
     int64_t seed;        /* default seed for faults given to configure */
-} lp_mock_t;
+} lpm_lua_t;
 
-/* ===== OPTION PARSING ===== */
+/* ===== OPTION PARSING (leadpipe.core's helpers, lp_util.h) ===== */
 
 /* Raises "bad argument #arg to 'fn' (message)". */
 static int opt_error(lua_State *L, int arg, const char *fmt, const char *name)
@@ -57,75 +43,35 @@ static int opt_error(lua_State *L, int arg, const char *fmt, const char *name)
     return luaL_argerror(L, arg, lua_tostring(L, -1));
 }
 
-/* Raises when table t has a string key that is not in `known`. */
-static void check_keys(lua_State *L, int t, int arg, const char *const *known)
+/* Field `name` of the table at t as an integer in [lo, hi], def when absent; *present
+ * (if given) says whether it was there. Errors name the field. */
+static int64_t opt_int(lua_State *L, int t, const char *name, int64_t def, int64_t lo, int64_t hi,
+                       int *present)
 {
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        int ok = 0, i;
-        if (lua_type(L, -2) == LUA_TSTRING) {
-            const char *k = lua_tostring(L, -2);
-            for (i = 0; known[i]; i++)
-                ok |= strcmp(k, known[i]) == 0;
-            if (!ok)
-                opt_error(L, arg, "unknown option '%s'", k);
-        }
+    lua_Integer v;
+    if (present) {
+        lua_getfield(L, t, name);
+        *present = !lua_isnil(L, -1);
         lua_pop(L, 1);
     }
+    v = lp_opt_integer(L, t, name, (lua_Integer)def, (lua_Integer)lo);
+    if (v > (lua_Integer)hi)
+        lp_field_error(L, t, name, lua_pushfstring(L, "must be at most %f", (double)hi));
+    return (int64_t)v;
 }
 
-/* Reads integer field `name` of table t (raises if not an integer in [lo, hi]). */
-static int64_t opt_int(lua_State *L, int t, int arg, const char *name, int64_t def, double lo,
-                       double hi, int *present)
+static int opt_bool(lua_State *L, int t, const char *name, int def, int *present)
 {
-    int64_t v = def;
-    lua_getfield(L, t, name);
-    if (present)
+    if (present) {
+        lua_getfield(L, t, name);
         *present = !lua_isnil(L, -1);
-    if (!lua_isnil(L, -1)) {
-        double d;
-        if (lua_type(L, -1) != LUA_TNUMBER)
-            opt_error(L, arg, "option '%s' must be a number", name);
-        d = lua_tonumber(L, -1);
-        if (d != floor(d) || d < lo || d > hi)
-            opt_error(L, arg, "option '%s' is not an integer in range", name);
-        v = (int64_t)d;
+        lua_pop(L, 1);
     }
-    lua_pop(L, 1);
-    return v;
+    return lp_opt_boolean(L, t, name, def);
 }
 
-static int opt_bool(lua_State *L, int t, int arg, const char *name, int def, int *present)
-{
-    int v = def;
-    lua_getfield(L, t, name);
-    if (present)
-        *present = !lua_isnil(L, -1);
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TBOOLEAN)
-            opt_error(L, arg, "option '%s' must be a boolean", name);
-        v = lua_toboolean(L, -1);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
-/* A string field anchored in the table (the pointer stays valid while it is). */
-static const char *opt_str(lua_State *L, int t, int arg, const char *name, const char *def,
-                           size_t *len)
-{
-    const char *v = def;
-    lua_getfield(L, t, name);
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            opt_error(L, arg, "option '%s' must be a string", name);
-        v = lua_tolstring(L, -1, len);
-    } else if (len) {
-        *len = def ? strlen(def) : 0;
-    }
-    lua_pop(L, 1);
-    return v;
-}
+#define LPM_INT64_LO (-(int64_t)9200000000000000000LL)
+#define LPM_INT64_HI ((int64_t)9200000000000000000LL)
 
 static const char *const fault_keys[] = { "rate", "every", "seed", "kinds", "retry_after", NULL };
 
@@ -139,17 +85,13 @@ static void parse_faults(lua_State *L, int idx, int arg, int64_t seed, lpm_fault
         return;
     if (lua_type(L, idx) != LUA_TTABLE)
         opt_error(L, arg, "option '%s' must be a table or false", "faults");
-    check_keys(L, idx, arg, fault_keys);
-    lua_getfield(L, idx, "rate");
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 0 || lua_tonumber(L, -1) > 1)
-            opt_error(L, arg, "option '%s' must be a number in [0, 1]", "faults.rate");
-        f->rate = lua_tonumber(L, -1);
-    }
-    lua_pop(L, 1);
-    f->every = (uint64_t)opt_int(L, idx, arg, "every", 0, 0, 1e15, NULL);
-    f->seed = (uint64_t)opt_int(L, idx, arg, "seed", seed, -9.2e18, 9.2e18, NULL);
-    f->retry_after = opt_int(L, idx, arg, "retry_after", 1, 0, 86400, NULL);
+    lp_check_fields(L, idx, fault_keys);
+    f->rate = lp_opt_seconds(L, idx, "rate", 0, 0);
+    if (f->rate > 1)
+        lp_field_error(L, idx, "rate", "must be a number in [0, 1]");
+    f->every = (uint64_t)opt_int(L, idx, "every", 0, 0, 1000000000000000LL, NULL);
+    f->seed = (uint64_t)opt_int(L, idx, "seed", seed, LPM_INT64_LO, LPM_INT64_HI, NULL);
+    f->retry_after = opt_int(L, idx, "retry_after", 1, 0, 86400, NULL);
     lua_getfield(L, idx, "kinds");
     if (lua_isnil(L, -1)) {
         for (k = 0; k < LPM_F_COUNT; k++)
@@ -159,7 +101,7 @@ static void parse_faults(lua_State *L, int idx, int arg, int64_t seed, lpm_fault
         size_t i, n;
         if (lua_type(L, -1) != LUA_TTABLE)
             opt_error(L, arg, "option '%s' must be an array of strings", "faults.kinds");
-        n = lpm_rawlen(L, -1);
+        n = lp_rawlen(L, -1);
         if (n > LPM_F_COUNT)
             opt_error(L, arg, "option '%s' has too many entries", "faults.kinds");
         for (i = 1; i <= n; i++) {
@@ -182,7 +124,7 @@ static void parse_faults(lua_State *L, int idx, int arg, int64_t seed, lpm_fault
     f->enabled = f->every > 0 || f->rate > 0;
 }
 
-static const char *const audience_keys[] = { "id", "rows", "fail", NULL };
+static const char *const audience_keys[] = { "id", "rows", "fail", "name", "status", NULL };
 
 /* Parses opts.audiences (array at the top of the stack) into a userdata array left
  * on the stack (so a raise frees it). Strings point into the anchored options table. */
@@ -193,7 +135,7 @@ static lpm_audience_t *parse_audiences(lua_State *L, int arg, size_t *count)
     lpm_audience_t *a;
     if (lua_type(L, t) != LUA_TTABLE)
         opt_error(L, arg, "option '%s' must be an array of audiences", "audiences");
-    n = lpm_rawlen(L, t);
+    n = lp_rawlen(L, t);
     a = lua_newuserdata(L, (n ? n : 1) * sizeof(*a));
     memset(a, 0, (n ? n : 1) * sizeof(*a));
     for (i = 0; i < n; i++) {
@@ -204,8 +146,8 @@ static lpm_audience_t *parse_audiences(lua_State *L, int arg, size_t *count)
         e = lua_gettop(L);
         if (lua_type(L, e) != LUA_TTABLE)
             opt_error(L, arg, "option '%s' must be an array of tables", "audiences");
-        check_keys(L, e, arg, audience_keys);
-        id = opt_str(L, e, arg, "id", NULL, &idlen);
+        lp_check_fields(L, e, audience_keys);
+        id = lp_opt_string(L, e, "id", NULL, &idlen);
         if (!id || !lpm_is_uuid(id, idlen)) {
             opt_error(L, arg, "option '%s' needs a UUID string id", "audiences");
             return NULL; /* not reached: opt_error raises */
@@ -216,13 +158,19 @@ static lpm_audience_t *parse_audiences(lua_State *L, int arg, size_t *count)
             if (strncasecmp(a[j].id, a[i].id, 36) == 0)
                 opt_error(L, arg, "audience id '%s' is repeated", a[i].id);
         }
-        a[i].rows = opt_int(L, e, arg, "rows", 1000, 0, 1e12, NULL);
+        a[i].rows = opt_int(L, e, "rows", 1000, 0, 1000000000000LL, NULL);
+        a[i].name = (char *)(uintptr_t)lp_opt_string(L, e, "name", NULL, NULL);
+        a[i].status = (char *)(uintptr_t)lp_opt_string(L, e, "status", NULL, NULL);
+        if (a[i].status && strcmp(a[i].status, "draft") != 0 &&
+            strcmp(a[i].status, "active") != 0 && strcmp(a[i].status, "paused") != 0)
+            opt_error(L, arg, "audience status must be draft, active or paused (got '%s')",
+                      a[i].status);
         lua_getfield(L, e, "fail");
         if (lua_type(L, -1) == LUA_TTABLE) {
             int ft = lua_gettop(L);
-            a[i].fail_code = (char *)(uintptr_t)opt_str(L, ft, arg, "code", "RUN_FAILED", NULL);
+            a[i].fail_code = (char *)(uintptr_t)lp_opt_string(L, ft, "code", "RUN_FAILED", NULL);
             a[i].fail_message =
-                (char *)(uintptr_t)opt_str(L, ft, arg, "message", "the run failed", NULL);
+                (char *)(uintptr_t)lp_opt_string(L, ft, "message", "the run failed", NULL);
         } else if (lua_toboolean(L, -1)) {
             a[i].fail_code = (char *)(uintptr_t)"RUN_FAILED";
             a[i].fail_message = (char *)(uintptr_t)"the run failed";
@@ -235,9 +183,9 @@ static lpm_audience_t *parse_audiences(lua_State *L, int arg, size_t *count)
 
 /* ===== SERVER OBJECT ===== */
 
-static lp_mock_t *check_mock(lua_State *L, int idx)
+static lpm_lua_t *lpm_check_server(lua_State *L, int idx)
 {
-    lp_mock_t *m = (lp_mock_t *)luaL_checkudata(L, idx, LP_MOCK_SERVER);
+    lpm_lua_t *m = (lpm_lua_t *)luaL_checkudata(L, idx, LPM_SERVER_MT);
     if (!m->srv)
         luaL_error(L, "attempt to use a closed mock server");
     return m;
@@ -249,29 +197,29 @@ static const char *const start_keys[] = {
 };
 
 /* start(opts) -> server | nil, message */
-static int lp_mock_start(lua_State *L)
+static int lpm_lua_start(lua_State *L)
 {
     lpm_config_t cfg;
-    lp_mock_t *m;
+    lpm_lua_t *m;
     char err[256];
     int64_t seed;
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    check_keys(L, 1, 1, start_keys);
+    lp_check_fields(L, 1, start_keys);
     memset(&cfg, 0, sizeof(cfg));
-    cfg.port = (int)opt_int(L, 1, 1, "port", 0, 0, 65535, NULL);
-    cfg.api_key = opt_str(L, 1, 1, "api_key", LP_MOCK_DEFAULT_KEY, &cfg.api_key_len);
+    cfg.port = (int)opt_int(L, 1, "port", 0, 0, 65535, NULL);
+    cfg.api_key = lp_opt_string(L, 1, "api_key", LPM_DEFAULT_KEY, &cfg.api_key_len);
     if (cfg.api_key_len == 0)
         opt_error(L, 1, "option '%s' must not be empty", "api_key");
-    seed = opt_int(L, 1, 1, "seed", 1, -9.2e18, 9.2e18, NULL);
+    seed = opt_int(L, 1, "seed", 1, LPM_INT64_LO, LPM_INT64_HI, NULL);
     cfg.seed = (uint64_t)seed;
-    cfg.queued_ms = opt_int(L, 1, 1, "queued_ms", 0, 0, 864e5, NULL);
-    cfg.running_ms = opt_int(L, 1, 1, "running_ms", 0, 0, 864e5, NULL);
-    cfg.latency_ms = opt_int(L, 1, 1, "latency_ms", 0, 0, 6e5, NULL);
-    cfg.gzip = opt_bool(L, 1, 1, "gzip", 1, NULL);
-    cfg.threads = (int)opt_int(L, 1, 1, "threads", 4, 1, 64, NULL);
-    cfg.export_cap = opt_int(L, 1, 1, "export_cap", 300000, 0, 1e12, NULL);
+    cfg.queued_ms = opt_int(L, 1, "queued_ms", 0, 0, 86400000, NULL);
+    cfg.running_ms = opt_int(L, 1, "running_ms", 0, 0, 86400000, NULL);
+    cfg.latency_ms = opt_int(L, 1, "latency_ms", 0, 0, 600000, NULL);
+    cfg.gzip = opt_bool(L, 1, "gzip", 1, NULL);
+    cfg.threads = (int)opt_int(L, 1, "threads", 4, 1, 64, NULL);
+    cfg.export_cap = opt_int(L, 1, "export_cap", 300000, 0, 1000000000000LL, NULL);
     lua_getfield(L, 1, "faults");
     parse_faults(L, 2, 1, seed, &cfg.faults);
     lua_pop(L, 1);
@@ -282,10 +230,10 @@ static int lp_mock_start(lua_State *L)
     }
     cfg.audiences = parse_audiences(L, 1, &cfg.naudiences);  /* 3: parsed array */
 
-    m = (lp_mock_t *)lua_newuserdata(L, sizeof(*m));
+    m = (lpm_lua_t *)lua_newuserdata(L, sizeof(*m));
     m->srv = NULL;
     m->seed = seed;
-    luaL_getmetatable(L, LP_MOCK_SERVER);
+    luaL_getmetatable(L, LPM_SERVER_MT);
     lua_setmetatable(L, -2);
     m->srv = lpm_server_start(&cfg, err, sizeof(err));
     if (!m->srv) {
@@ -296,21 +244,21 @@ static int lp_mock_start(lua_State *L)
     return 1;
 }
 
-static int lp_mock_port(lua_State *L)
+static int lpm_lua_port(lua_State *L)
 {
-    lua_pushinteger(L, lpm_server_port(check_mock(L, 1)->srv));
+    lua_pushinteger(L, lpm_server_port(lpm_check_server(L, 1)->srv));
     return 1;
 }
 
-static int lp_mock_redirect_port(lua_State *L)
+static int lpm_lua_redirect_port(lua_State *L)
 {
-    lua_pushinteger(L, lpm_server_redirect_port(check_mock(L, 1)->srv));
+    lua_pushinteger(L, lpm_server_redirect_port(lpm_check_server(L, 1)->srv));
     return 1;
 }
 
-static int lp_mock_running(lua_State *L)
+static int lpm_lua_running(lua_State *L)
 {
-    lp_mock_t *m = (lp_mock_t *)luaL_checkudata(L, 1, LP_MOCK_SERVER);
+    lpm_lua_t *m = (lpm_lua_t *)luaL_checkudata(L, 1, LPM_SERVER_MT);
     lua_pushboolean(L, m->srv && lpm_server_running(m->srv));
     return 1;
 }
@@ -322,9 +270,9 @@ static void set_count(lua_State *L, const char *name, uint64_t v)
 }
 
 /* stats() -> { requests = { [endpoint] = { [status] = n } }, connections =, ... } */
-static int lp_mock_stats(lua_State *L)
+static int lpm_lua_stats(lua_State *L)
 {
-    lp_mock_t *m = check_mock(L, 1);
+    lpm_lua_t *m = lpm_check_server(L, 1);
     lpm_stats_t *st = (lpm_stats_t *)lua_newuserdata(L, sizeof(*st));
     int ep, status, k;
     lpm_server_stats(m->srv, st);
@@ -362,13 +310,13 @@ static const char *const configure_keys[] = {
 };
 
 /* configure{ faults =, latency_ms =, queued_ms =, running_ms =, gzip = } */
-static int lp_mock_configure(lua_State *L)
+static int lpm_lua_configure(lua_State *L)
 {
-    lp_mock_t *m = check_mock(L, 1);
+    lpm_lua_t *m = lpm_check_server(L, 1);
     lpm_update_t u;
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
-    check_keys(L, 2, 2, configure_keys);
+    lp_check_fields(L, 2, configure_keys);
     memset(&u, 0, sizeof(u));
     lua_getfield(L, 2, "faults");
     if (!lua_isnil(L, 3)) {
@@ -376,32 +324,32 @@ static int lp_mock_configure(lua_State *L)
         parse_faults(L, 3, 2, m->seed, &u.faults);
     }
     lua_pop(L, 1);
-    u.latency_ms = opt_int(L, 2, 2, "latency_ms", 0, 0, 6e5, &u.set_latency);
-    u.queued_ms = opt_int(L, 2, 2, "queued_ms", 0, 0, 864e5, &u.set_queued);
-    u.running_ms = opt_int(L, 2, 2, "running_ms", 0, 0, 864e5, &u.set_running);
-    u.gzip = opt_bool(L, 2, 2, "gzip", 1, &u.set_gzip);
+    u.latency_ms = opt_int(L, 2, "latency_ms", 0, 0, 600000, &u.set_latency);
+    u.queued_ms = opt_int(L, 2, "queued_ms", 0, 0, 86400000, &u.set_queued);
+    u.running_ms = opt_int(L, 2, "running_ms", 0, 0, 86400000, &u.set_running);
+    u.gzip = opt_bool(L, 2, "gzip", 1, &u.set_gzip);
     lpm_server_configure(m->srv, &u);
     return 0;
 }
 
-static int lp_mock_reset_stats(lua_State *L)
+static int lpm_lua_reset_stats(lua_State *L)
 {
-    lpm_server_reset_stats(check_mock(L, 1)->srv);
+    lpm_server_reset_stats(lpm_check_server(L, 1)->srv);
     return 0;
 }
 
 /* stop(): idempotent; the object keeps its statistics until collected. */
-static int lp_mock_stop(lua_State *L)
+static int lpm_lua_stop(lua_State *L)
 {
-    lp_mock_t *m = (lp_mock_t *)luaL_checkudata(L, 1, LP_MOCK_SERVER);
+    lpm_lua_t *m = (lpm_lua_t *)luaL_checkudata(L, 1, LPM_SERVER_MT);
     if (m->srv)
         lpm_server_stop(m->srv);
     return 0;
 }
 
-static int lp_mock_gc(lua_State *L)
+static int lpm_lua_gc(lua_State *L)
 {
-    lp_mock_t *m = (lp_mock_t *)luaL_checkudata(L, 1, LP_MOCK_SERVER);
+    lpm_lua_t *m = (lpm_lua_t *)luaL_checkudata(L, 1, LPM_SERVER_MT);
     if (m->srv) {
         lpm_server_free(m->srv);
         m->srv = NULL;
@@ -409,9 +357,9 @@ static int lp_mock_gc(lua_State *L)
     return 0;
 }
 
-static int lp_mock_tostring(lua_State *L)
+static int lpm_lua_tostring(lua_State *L)
 {
-    lp_mock_t *m = (lp_mock_t *)luaL_checkudata(L, 1, LP_MOCK_SERVER);
+    lpm_lua_t *m = (lpm_lua_t *)luaL_checkudata(L, 1, LPM_SERVER_MT);
     if (!m->srv)
         lua_pushliteral(L, "leadpipe.mockserver (closed)");
     else if (lpm_server_running(m->srv))
@@ -432,7 +380,7 @@ static void on_signal(int sig)
 
 /* wait_signal([seconds]) -> "SIGINT" | "SIGTERM" | nil (timed out). Blocks the caller;
  * the previous handlers are restored before it returns. */
-static int lp_mock_wait_signal(lua_State *L)
+static int lpm_lua_wait_signal(lua_State *L)
 {
     double timeout = luaL_optnumber(L, 1, -1);
     struct sigaction sa, old_int, old_term;
@@ -464,44 +412,42 @@ static int lp_mock_wait_signal(lua_State *L)
 /* ===== MODULE ===== */
 
 static const luaL_Reg mock_methods[] = {
-    { "port", lp_mock_port },
-    { "redirect_port", lp_mock_redirect_port },
-    { "running", lp_mock_running },
-    { "stats", lp_mock_stats },
-    { "configure", lp_mock_configure },
-    { "reset_stats", lp_mock_reset_stats },
-    { "stop", lp_mock_stop },
+    { "port", lpm_lua_port },
+    { "redirect_port", lpm_lua_redirect_port },
+    { "running", lpm_lua_running },
+    { "stats", lpm_lua_stats },
+    { "configure", lpm_lua_configure },
+    { "reset_stats", lpm_lua_reset_stats },
+    { "stop", lpm_lua_stop },
     { NULL, NULL },
 };
 
 static const luaL_Reg mock_meta[] = {
-    { "__gc", lp_mock_gc },
-    { "__close", lp_mock_stop },
-    { "__tostring", lp_mock_tostring },
+    { "__gc", lpm_lua_gc },
+    { "__close", lpm_lua_stop },
+    { "__tostring", lpm_lua_tostring },
     { NULL, NULL },
 };
 
 static const luaL_Reg mock_funcs[] = {
-    { "start", lp_mock_start },
-    { "wait_signal", lp_mock_wait_signal },
+    { "start", lpm_lua_start },
+    { "wait_signal", lpm_lua_wait_signal },
     { NULL, NULL },
 };
 
-LP_MOCK_API int luaopen_leadpipe_mockserver(lua_State *L)
+LPM_API int luaopen_leadpipe_mockserver(lua_State *L)
 {
     int k;
-    if (luaL_newmetatable(L, LP_MOCK_SERVER)) {
-        lpm_setfuncs(L, mock_meta);
-        lpm_newlib(L, mock_methods);
+    if (lp_newmetatable(L, LPM_SERVER_MT)) {
+        lp_setfuncs(L, mock_meta, 0);
+        lp_newlib(L, mock_methods);
         lua_setfield(L, -2, "__index");
-        lua_pushliteral(L, LP_MOCK_SERVER);
-        lua_setfield(L, -2, "__name");
     }
     lua_pop(L, 1);
-    lpm_newlib(L, mock_funcs);
-    lua_pushliteral(L, LP_MOCK_VERSION);
+    lp_newlib(L, mock_funcs);
+    lua_pushliteral(L, LPM_VERSION);
     lua_setfield(L, -2, "_VERSION");
-    lua_pushliteral(L, LP_MOCK_DEFAULT_KEY);
+    lua_pushliteral(L, LPM_DEFAULT_KEY);
     lua_setfield(L, -2, "DEFAULT_KEY");
     lua_createtable(L, LPM_F_COUNT, 0);
     for (k = 0; k < LPM_F_COUNT; k++) {

@@ -46,6 +46,8 @@ typedef struct {
     int64_t rows;
     char *fail_code;      /* NULL: runs complete; else they fail with this code */
     char *fail_message;
+    char *name;           /* NULL: "Audience N" */
+    char *status;         /* NULL: "active"; else draft, active or paused */
 } lpm_audience_t;
 
 typedef struct {
@@ -79,6 +81,8 @@ enum {
     LPM_EP_RESULTS,
     LPM_EP_STATS,
     LPM_EP_EXPORT,
+    LPM_EP_AUDIENCES,  /* GET /audiences and /audiences/{id} */
+    LPM_EP_EXPORTS,    /* POST .../exports and GET .../exports/{exportId} */
     LPM_EP_OTHER,
     LPM_EP_COUNT
 };

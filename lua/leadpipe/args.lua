@@ -8,6 +8,7 @@
 local errors = require "leadpipe.errors"
 
 local type, tostring, pairs, ipairs, select = type, tostring, pairs, ipairs, select
+local getmetatable = getmetatable
 local floor, min, huge = math.floor, math.min, math.huge
 local concat, sort = table.concat, table.sort
 
@@ -105,6 +106,37 @@ function _M.first(...)
         local v = select(i, ...)
         if v ~= nil then return v end
     end
+end
+
+-- ===== checks for audiences, stats and exports (lua/leadpipe/audiences.lua, exports.lua) =====
+
+function _M.check_boolean(fname, arg, v)
+    if v ~= nil and type(v) ~= "boolean" then
+        return _M.invalid(fname, arg, "must be a boolean (got " .. type(v) .. ")")
+    end
+end
+
+-- `choices` is an array of the allowed strings.
+function _M.check_enum(fname, arg, v, choices)
+    if v == nil then return end
+    for _, c in ipairs(choices) do
+        if v == c then return end
+    end
+    return _M.invalid(fname, arg, "must be one of " .. concat(choices, ", ") .. " (got "
+        .. (type(v) == "string" and ("%q"):format(v:sub(1, 60)) or type(v)) .. ")")
+end
+
+function _M.check_path(fname, arg, v)
+    if v ~= nil and (type(v) ~= "string" or v == "" or v:find("%z")) then
+        return _M.invalid(fname, arg, "must be a non-empty file name (got " .. type(v) .. ")")
+    end
+end
+
+-- Whether f can be called: a function, or a table or userdata with a __call metamethod.
+function _M.is_callable(f)
+    if type(f) == "function" then return true end
+    local mt = getmetatable(f)
+    return type(mt) == "table" and type(mt.__call) == "function"
 end
 
 return _M

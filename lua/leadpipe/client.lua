@@ -1,4 +1,6 @@
 -- leadpipe.client: the API client. Runs, results, waiting, lazy page and row iterators.
+-- Audiences (audiences.lua), stats and CSV exports (exports.lua) add their methods to the
+-- same Client at the end of this file.
 --
 -- Conventions: calls that do one thing return `value` or `nil, err`; iterators raise `err`
 -- (a `for` loop that stopped silently would lose rows). Bad arguments are caught before any
@@ -267,36 +269,6 @@ function Client:cancel_run(aud, run_id)
     return data_of(fname, self.transport:request{ method = "DELETE", path = run_path(aud, run_id) })
 end
 
---- client:stats(audience_id, run_id) -> stats data | nil, err (kind "not_ready" while pending)
-function Client:stats(aud, run_id)
-    local fname = "stats"
-    local herr = host_check(self, fname)
-    if herr then return nil, herr end
-    local err = check_run_ids(fname, aud, run_id)
-    if err then return nil, err end
-    local status, headers, body = self.transport:request{ path = run_path(aud, run_id) .. "/stats" }
-    if status == 202 then
-        return nil, errors.new("not_ready", "run " .. run_id .. " is not completed yet",
-            { status = 202, retryable = true })
-    end
-    return data_of(fname, status, headers, body)
-end
-
---- client:export_csv(audience_id, run_id) -> csv text | nil, err
--- Follows the API's redirect to the file host without sending it the API key.
-function Client:export_csv(aud, run_id)
-    local fname = "export_csv"
-    local herr = host_check(self, fname)
-    if herr then return nil, herr end
-    local err = check_run_ids(fname, aud, run_id)
-    if err then return nil, err end
-    local status, headers, body = self.transport:request{
-        path = run_path(aud, run_id) .. "/export.csv", raw = true,
-    }
-    if not status then return nil, headers end
-    return body
-end
-
 -- ===== results =====
 
 local RESULTS_OPTS = set{ "limit", "offset" }
@@ -541,8 +513,8 @@ local function compile_where(fname, where, raw)
     if where ~= nil then
         local ok, c = pcall(filter.compile or function(spec) return { fn = filter.where(spec) } end, where)
         if not ok then
-            if errors.is_error(c) then error(c, 0) end
-            error(invalid(fname, "where", (tostring(c):gsub("^[^:]*:%d+: ", ""):gsub("^where: ", ""))), 0)
+            error(invalid(fname, "where", (tostring(errors.is_error(c) and c.message or c)
+                :gsub("^where: ", ""))), 0)
         end
         compiled = c
     end
@@ -619,6 +591,17 @@ function Client:people(aud, run_id, opts)
     end
     return iter, nil, nil, closer
 end
+
+-- ===== audiences, stats and exports (their code: audiences.lua, exports.lua) =====
+
+-- What those modules share with this one.
+_M.internal = {
+    audience_path = audience_path, run_path = run_path, data_of = data_of,
+    check_run_ids = check_run_ids, check_wait_opts = check_wait_opts,
+    poll_until_complete = poll_until_complete, WAIT_OPTS = WAIT_OPTS, host_check = host_check,
+}
+require("leadpipe.audiences").install(Client, _M.internal)
+require("leadpipe.exports").install(Client, _M.internal)
 
 _M.Client = Client
 

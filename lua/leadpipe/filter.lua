@@ -1,4 +1,5 @@
--- leadpipe.filter: predicates over person rows and helpers for any iterator of rows.
+-- leadpipe.filter: predicates over person rows (min_score, seniority, ..., where{}), and,
+-- for compatibility, the iterator helpers of leadpipe.iter and path.get re-exported.
 --
 -- A row is a plain table as decoded by leadpipe.core: JSON nulls are ABSENT keys, so any
 -- field, and any nested object (company, geo, intent), may be missing. Every predicate here
@@ -8,24 +9,31 @@
 -- (`min_score(80)`, `seniority("director", "vp")`, ...) or from a table with `where{...}`,
 -- combine them with `all`, `any` and `negate`, and apply them with `filter`.
 --
--- The iterator helpers take an "iterator of rows": a function that returns the next row on
--- each call and nil at the end (client:people(), io.lines() piped through json.decode, a
--- helper's result), or an array of rows. They never pull a row they do not need: `take(it, 5)`
--- calls `it` at most 5 times.
+-- The iterator helpers (filter, map, take, collect, count, top) live in leadpipe.iter and
+-- dotted paths in leadpipe.path; this module re-exports them.
 --
--- Misuse (a wrong argument type or value) raises with error(msg, 2), naming the function,
--- the argument and the rule.
+-- Misuse (a wrong argument type or value) raises an error object (leadpipe.errors) of kind
+-- "invalid_argument" whose message names the function, the argument and the rule.
 --
 -- Licensed under the MIT license, like the rest of leadpipe.
 
+local errors = require "leadpipe.errors"
+local path = require "leadpipe.path"
+local iter = require "leadpipe.iter"
+local argcheck = require "leadpipe.args"
+
 local type, tostring, tonumber, select = type, tostring, tonumber, select
 local pairs, ipairs, next, error = pairs, ipairs, next, error
-local getmetatable = getmetatable
-local lower, find, sub, match, format = string.lower, string.find, string.sub, string.match, string.format
+local lower, find, match, format = string.lower, string.find, string.match, string.format
 local concat, sort = table.concat, table.sort
-local huge = math.huge
+local is_callable = argcheck.is_callable
 
 local _M = { _VERSION = "0.1.0" }
+
+-- Misuse raises an error object (leadpipe.errors) of kind "invalid_argument".
+local function fail(msg)
+    error(errors.new("invalid_argument", msg, { code = "INVALID_ARGUMENT" }), 0)
+end
 
 -- ===== Seniority ranks =====================================================================
 
@@ -61,19 +69,19 @@ end
 -- names are matched case-insensitively. Returns the previous table. Raises on misuse.
 function _M.set_ranks(ranks)
     if type(ranks) ~= "table" then
-        error("set_ranks: ranks must be a table of name = number, got " .. type(ranks), 2)
+        fail("set_ranks: ranks must be a table of name = number, got " .. type(ranks), 2)
     end
     local new = {}
     for k, v in pairs(ranks) do
         if type(k) ~= "string" or k == "" then
-            error("set_ranks: every key must be a non-empty seniority name (string)", 2)
+            fail("set_ranks: every key must be a non-empty seniority name (string)", 2)
         end
         if type(v) ~= "number" or v ~= v then
-            error("set_ranks: rank of '" .. k .. "' must be a number, got " .. type(v), 2)
+            fail("set_ranks: rank of '" .. k .. "' must be a number, got " .. type(v), 2)
         end
         new[lower(k)] = v
     end
-    if next(new) == nil then error("set_ranks: ranks must not be empty", 2) end
+    if next(new) == nil then fail("set_ranks: ranks must not be empty", 2) end
     local old = _M.ranks
     _M.ranks = new
     return old
@@ -81,70 +89,10 @@ end
 
 -- ===== Paths ===============================================================================
 
--- Split dotted paths are cached; the cache is bounded so that many distinct paths cannot
--- grow it without limit.
-local path_cache, path_cache_n = {}, 0
-
-local function split_path(path)
-    local parts = path_cache[path]
-    if parts then return parts end
-    parts = {}
-    local start = 1
-    while true do
-        local dot = find(path, ".", start, true)
-        local seg = sub(path, start, (dot or 0) - 1)
-        if match(seg, "^%d+$") then
-            parts[#parts + 1] = tonumber(seg)
-        else
-            parts[#parts + 1] = seg
-        end
-        if not dot then break end
-        start = dot + 1
-    end
-    if path_cache_n >= 512 then path_cache, path_cache_n = {}, 0 end
-    path_cache[path] = parts
-    path_cache_n = path_cache_n + 1
-    return parts
-end
-
-local function valid_path(path)
-    return type(path) == "string" and path ~= "" and not find(path, "..", 1, true)
-        and sub(path, 1, 1) ~= "." and sub(path, -1) ~= "."
-end
-
--- get without argument checks, for the hot paths below.
-local function get_parts(row, parts)
-    local v = row
-    for i = 1, #parts do
-        if type(v) ~= "table" then return nil end
-        local seg = parts[i]
-        local nv = v[seg]
-        if nv == nil and type(seg) == "number" then nv = v[tostring(seg)] end
-        v = nv
-    end
-    return v
-end
-
---- get(row, path) -> value | nil
--- Nil-safe access to a dotted path: get(row, "company.name") is row.company.name, or nil when
--- row, company or name is missing (or when a step is not a table). A numeric segment indexes
--- an array: get(row, "intent.matchedTopics.1.topicName"). Raises when path is not a dotted
--- path string.
-function _M.get(row, path)
-    if not valid_path(path) then
-        error("get: path must be a dotted path string like \"company.name\", got "
-            .. (type(path) == "string" and format("%q", path) or type(path)), 2)
-    end
-    return get_parts(row, split_path(path))
-end
+local valid_path, split_path, get_parts = path.valid, path.split, path.get_parts
+_M.get = path.get
 
 -- ===== Argument checks =====================================================================
-
-local function is_callable(f)
-    if type(f) == "function" then return true end
-    local mt = getmetatable(f)
-    return type(mt) == "table" and type(mt.__call) == "function"
-end
 
 -- The values passed as fname(...): the arguments, or the list when the only argument is a
 -- table. Returns the list and its length.
@@ -159,12 +107,12 @@ end
 -- A single table argument is taken as the list of values.
 local function string_set(fname, level, ...)
     local args, n = arg_list(...)
-    if n == 0 then error(fname .. ": needs at least one value", level + 1) end
+    if n == 0 then fail(fname .. ": needs at least one value", level + 1) end
     local set = {}
     for i = 1, n do
         local v = args[i]
         if type(v) ~= "string" or v == "" then
-            error(format("%s: value #%d must be a non-empty string, got %s", fname, i,
+            fail(format("%s: value #%d must be a non-empty string, got %s", fname, i,
                 type(v) == "string" and "\"\"" or type(v)), level + 1)
         end
         set[lower(v)] = true
@@ -174,7 +122,7 @@ end
 
 local function check_number(fname, name, n, level)
     if type(n) ~= "number" or n ~= n then
-        error(format("%s: %s must be a number, got %s", fname, name, type(n)), level + 1)
+        fail(format("%s: %s must be a number, got %s", fname, name, type(n)), level + 1)
     end
 end
 
@@ -230,12 +178,12 @@ end
 -- Raises when `level` is not in the rank table.
 function _M.seniority_at_least(level)
     if type(level) ~= "string" then
-        error("seniority_at_least: level must be a seniority name (string), got " .. type(level), 2)
+        fail("seniority_at_least: level must be a seniority name (string), got " .. type(level), 2)
     end
     local ranks = _M.ranks
     local min = ranks[lower(level)]
     if type(min) ~= "number" then
-        error(format("seniority_at_least: unknown level %q (known: %s)", level,
+        fail(format("seniority_at_least: unknown level %q (known: %s)", level,
             concat(sorted_keys(ranks), ", ")), 2)
     end
     return function(row)
@@ -264,7 +212,7 @@ end
 -- digits ("117796", as typed on a command line) also matches that topicId.
 function _M.topic(...)
     local args, n = arg_list(...)
-    if n == 0 then error("topic: needs at least one topic id or name", 2) end
+    if n == 0 then fail("topic: needs at least one topic id or name", 2) end
     local ids, names = {}, {}
     for i = 1, n do
         local v = args[i]
@@ -274,7 +222,7 @@ function _M.topic(...)
             names[lower(v)] = true
             if match(v, "^%d+$") then ids[tonumber(v)] = true end
         else
-            error(format("topic: value #%d must be a topic id (number) or name (non-empty string), got %s",
+            fail(format("topic: value #%d must be a topic id (number) or name (non-empty string), got %s",
                 i, type(v) == "string" and "\"\"" or type(v)), 2)
         end
     end
@@ -307,11 +255,11 @@ end
 -- false, not a blank string, not an empty table. Takes paths, or one list of paths.
 function _M.has(...)
     local args, n = arg_list(...)
-    if n == 0 then error("has: needs at least one field path", 2) end
+    if n == 0 then fail("has: needs at least one field path", 2) end
     local paths = {}
     for i = 1, n do
         if not valid_path(args[i]) then
-            error(format("has: field #%d must be a dotted path string like \"company.domain\", got %s",
+            fail(format("has: field #%d must be a dotted path string like \"company.domain\", got %s",
                 i, type(args[i]) == "string" and format("%q", args[i]) or type(args[i])), 2)
         end
         paths[i] = split_path(args[i])
@@ -335,7 +283,7 @@ local function check_predicates(fname, ...)
     local ps = { ... }
     for i = 1, n do
         if not is_callable(ps[i]) then
-            error(format("%s: predicate #%d must be a function, got %s", fname, i, type(ps[i])), 3)
+            fail(format("%s: predicate #%d must be a function, got %s", fname, i, type(ps[i])), 3)
         end
     end
     return ps, n
@@ -368,7 +316,7 @@ end
 --- negate(p) -> predicate true when p is false.
 function _M.negate(p)
     if not is_callable(p) then
-        error("negate: predicate must be a function, got " .. type(p), 2)
+        fail("negate: predicate must be a function, got " .. type(p), 2)
     end
     return function(row) return not p(row) end
 end
@@ -429,11 +377,11 @@ end
 function _M.where(spec)
     if is_callable(spec) then return spec end
     if type(spec) ~= "table" then
-        error("where: spec must be a table (or a predicate function), got " .. type(spec), 2)
+        fail("where: spec must be a table (or a predicate function), got " .. type(spec), 2)
     end
     for k in pairs(spec) do
         if not where_keys[k] then
-            error(format("where: unknown key %s (valid keys: %s)",
+            fail(format("where: unknown key %s (valid keys: %s)",
                 type(k) == "string" and format("%q", k) or tostring(k), concat(where_key_list, ", ")), 2)
         end
     end
@@ -442,12 +390,12 @@ function _M.where(spec)
         local v = spec[r.key]
         if v ~= nil then
             if not fits(r.kind, v) then
-                error(format("where: %s %s, got %s", r.key, rule_text[r.kind],
+                fail(format("where: %s %s, got %s", r.key, rule_text[r.kind],
                     (type(v) == "table" and r.kind ~= "string" and r.kind ~= "number")
                         and "a table that is not such a list" or type(v)), 2)
             end
             if r.kind == "string" and not _M.ranks[lower(v)] then
-                error(format("where: seniority_at_least must be a known seniority (%s), got %q",
+                fail(format("where: seniority_at_least must be a known seniority (%s), got %q",
                     concat(sorted_keys(_M.ranks), ", "), v), 2)
             end
             ps[#ps + 1] = r.build(v)
@@ -457,207 +405,10 @@ function _M.where(spec)
     return _M.all((table.unpack or unpack)(ps))
 end
 
--- ===== Iterator helpers ====================================================================
+-- ===== Iterator helpers (leadpipe.iter) =====================================================
 
--- Turns the `iter` argument into a function returning the next row (nil at the end).
-local function to_iter(fname, iter, level)
-    if is_callable(iter) then return iter end
-    if type(iter) == "table" then
-        local i, n = 0, #iter
-        return function()
-            if i >= n then return nil end
-            i = i + 1
-            return iter[i]
-        end
-    end
-    error(fname .. ": iter must be an iterator function or an array of rows, got " .. type(iter),
-        level + 1)
-end
-
-local function check_callable(fname, name, f, level)
-    if not is_callable(f) then
-        error(format("%s: %s must be a function, got %s", fname, name, type(f)), level + 1)
-    end
-end
-
-local function check_count(fname, n, level)
-    if type(n) ~= "number" or n ~= n or n < 0 or n % 1 ~= 0 or n == huge then
-        error(format("%s: n must be a non-negative integer, got %s", fname,
-            type(n) == "number" and tostring(n) or type(n)), level + 1)
-    end
-end
-
---- filter(iter, p) -> iterator of the rows for which p(row) is true.
--- `p` may also be a where{} table.
-function _M.filter(iter, p)
-    local it = to_iter("filter", iter, 2)
-    if type(p) == "table" and not is_callable(p) then
-        p = _M.where(p)
-    else
-        check_callable("filter", "p", p, 2)
-    end
-    return function()
-        while true do
-            local row = it()
-            if row == nil then return nil end
-            if p(row) then return row end
-        end
-    end
-end
-
---- map(iter, fn) -> iterator of fn(row). A row for which fn returns nil is skipped (a nil
--- would otherwise end a for loop early and silently lose the rest).
-function _M.map(iter, fn)
-    local it = to_iter("map", iter, 2)
-    check_callable("map", "fn", fn, 2)
-    return function()
-        while true do
-            local row = it()
-            if row == nil then return nil end
-            local v = fn(row)
-            if v ~= nil then return v end
-        end
-    end
-end
-
---- take(iter, n) -> iterator of at most the first n rows; `iter` is called at most n times.
-function _M.take(iter, n)
-    local it = to_iter("take", iter, 2)
-    check_count("take", n, 2)
-    local taken = 0
-    return function()
-        if taken >= n then return nil end
-        local row = it()
-        if row == nil then
-            taken = n
-            return nil
-        end
-        taken = taken + 1
-        return row
-    end
-end
-
---- collect(iter) -> array of every row.
-function _M.collect(iter)
-    local it = to_iter("collect", iter, 2)
-    local out, n = {}, 0
-    while true do
-        local row = it()
-        if row == nil then return out end
-        n = n + 1
-        out[n] = row
-    end
-end
-
---- count(iter) -> number of rows.
-function _M.count(iter)
-    local it = to_iter("count", iter, 2)
-    local n = 0
-    while it() ~= nil do n = n + 1 end
-    return n
-end
-
--- ===== top =================================================================================
-
--- Heap entries are { key, seq, row }. `worse(a, b)`: a ranks below b. A missing key (nil)
--- ranks below every key; between equal keys the later row (higher seq) ranks lower, so the
--- row seen first wins a tie and the result is stable.
-local function worse(a, b)
-    local ka, kb = a[1], b[1]
-    if ka == kb then return a[2] > b[2] end
-    if ka == nil then return true end
-    if kb == nil then return false end
-    return ka < kb
-end
-
-local function sift_up(h, i)
-    while i > 1 do
-        local parent = (i - i % 2) / 2
-        if worse(h[i], h[parent]) then
-            h[i], h[parent] = h[parent], h[i]
-            i = parent
-        else
-            break
-        end
-    end
-end
-
-local function sift_down(h, i, n)
-    while true do
-        local l = 2 * i
-        if l > n then return end
-        local c = l
-        if l + 1 <= n and worse(h[l + 1], h[l]) then c = l + 1 end
-        if worse(h[c], h[i]) then
-            h[i], h[c] = h[c], h[i]
-            i = c
-        else
-            return
-        end
-    end
-end
-
---- top(iter, n, key) -> array of the best n rows, best first.
--- `key` is a function(row) -> number|string|nil or a dotted path (default "intent.score").
--- Higher keys are better; a missing key (nil, or NaN) ranks below every other; keys must
--- all be numbers or all strings. Ties keep input order: of two rows with the same key the
--- earlier one ranks higher. Uses a bounded heap of n entries: O(rows * log n) time and O(n)
--- memory, never a sort of every row.
-function _M.top(iter, n, key)
-    local it = to_iter("top", iter, 2)
-    check_count("top", n, 2)
-    local keyfn
-    if key == nil then key = "intent.score" end
-    if type(key) == "string" then
-        if not valid_path(key) then
-            error(format("top: key must be a function or a dotted path string, got %q", key), 2)
-        end
-        local parts = split_path(key)
-        keyfn = function(row) return get_parts(row, parts) end
-    elseif is_callable(key) then
-        keyfn = key
-    else
-        error("top: key must be a function or a dotted path string, got " .. type(key), 2)
-    end
-    local heap, size, seq, ktype = {}, 0, 0, nil
-    if n == 0 then
-        return {}
-    end
-    while true do
-        local row = it()
-        if row == nil then break end
-        seq = seq + 1
-        local k = keyfn(row)
-        if k ~= k then k = nil end -- NaN
-        if k ~= nil then
-            local kt = type(k)
-            if kt ~= "number" and kt ~= "string" then
-                error("top: key values must be numbers or strings, got " .. kt, 2)
-            end
-            if ktype == nil then
-                ktype = kt
-            elseif kt ~= ktype then
-                error("top: key values must all be numbers or all strings, got both", 2)
-            end
-        end
-        if size < n then
-            size = size + 1
-            heap[size] = { k, seq, row }
-            sift_up(heap, size)
-        else
-            -- The new row comes last, so it loses ties: it enters only with a strictly better
-            -- key than the worst kept one (checked before making an entry for it).
-            local rk = heap[1][1]
-            if k ~= nil and (rk == nil or rk < k) then
-                heap[1] = { k, seq, row }
-                sift_down(heap, 1, size)
-            end
-        end
-    end
-    sort(heap, function(a, b) return worse(b, a) end)
-    local out = {}
-    for i = 1, size do out[i] = heap[i][3] end
-    return out
+for _, name in ipairs({ "filter", "map", "take", "collect", "count", "top" }) do
+    _M[name] = iter[name]
 end
 
 return _M

@@ -6,7 +6,8 @@
 --   format.width(text)              -> display width in terminal columns (UTF-8 aware)
 --   format.table_lines(rows, fields, opts) -> array of lines (no newlines) of an aligned table
 --   format.project(row, fields)     -> a new row holding only `fields` (dotted paths), nested
---   format.writer(fmt, out, fields) -> { write = fn(row) -> true | nil, err, finish = fn() }
+--   format.writer(fmt, out, fields, opts) -> { write = fn(row) -> true | nil, err, finish = fn() }
+--                                     fmt: jsonl, json (one array), csv, table
 --   format.parse_fields(text)       -> array of dotted paths | nil, message
 --   format.default_fields           -> { csv = {...}, table = {...} }
 --
@@ -17,14 +18,14 @@
 -- Licensed under the MIT license, like the rest of leadpipe.
 
 local json = require "leadpipe.json"
-local filter = require "leadpipe.filter"
+local path = require "leadpipe.path"
 
 local type, tostring, ipairs, pairs, error = type, tostring, ipairs, pairs, error
 local getmetatable, next = getmetatable, next
-local find, gsub, byte, sub, rep, format = string.find, string.gsub, string.byte, string.sub,
+local find, gsub, byte, rep, format = string.find, string.gsub, string.byte,
     string.rep, string.format
 local concat = table.concat
-local get = filter.get
+local get = path.get
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -221,22 +222,17 @@ end
 -- (so jq paths stay the same). Missing values stay missing.
 function _M.project(row, fields)
     local out = {}
-    for _, path in ipairs(fields) do
-        local v = get(row, path)
+    for _, field in ipairs(fields) do
+        local v = get(row, field)
         if v ~= nil then
+            local parts = path.split(field)
             local t = out
-            local start = 1
-            while true do
-                local dot = find(path, ".", start, true)
-                if not dot then
-                    t[sub(path, start)] = v
-                    break
-                end
-                local k = sub(path, start, dot - 1)
+            for i = 1, #parts - 1 do
+                local k = parts[i]
                 if type(t[k]) ~= "table" then t[k] = {} end
                 t = t[k]
-                start = dot + 1
             end
+            t[parts[#parts]] = v
         end
     end
     return out
@@ -260,17 +256,20 @@ end
 
 -- ===== writers =============================================================================
 
-local formats = { jsonl = true, csv = true, table = true }
+local formats = { jsonl = true, json = true, csv = true, table = true }
 _M.formats = formats
 
 --- writer(fmt, out, fields, opts) -> writer with :write(row) and :finish().
--- fmt is "jsonl", "csv" or "table"; out has :write(s) (a file or any object with one); fields
+-- fmt is "jsonl", "json" (one JSON array, a row per line), "csv" or "table"; out has
+-- :write(s) (a file or any object with one); fields
 -- is an array of dotted paths or nil (jsonl: whole rows; csv/table: default_fields). jsonl
 -- and csv write each row at once; table keeps the rows and writes them in finish().
 -- write() and finish() return true, or nil and the message of a failed out:write.
+-- opts.csv_safe (csv): a cell starting with =, +, - or @ gets a leading single quote, so a
+-- spreadsheet shows it as text instead of running it as a formula (CSV injection).
 function _M.writer(fmt, out, fields, opts)
     if not formats[fmt] then
-        error("writer: fmt must be jsonl, csv or table, got " .. tostring(fmt), 2)
+        error("writer: fmt must be jsonl, json, csv or table, got " .. tostring(fmt), 2)
     end
     local w = { count = 0 }
     local function emit(s)
@@ -284,11 +283,21 @@ function _M.writer(fmt, out, fields, opts)
             return emit(json.encode(fields and _M.project(row, fields) or row) .. "\n")
         end
         function w.finish() return true end
+    elseif fmt == "json" then
+        function w.write(_, row)
+            w.count = w.count + 1
+            return emit((w.count == 1 and "[\n" or ",\n")
+                .. json.encode(fields and _M.project(row, fields) or row))
+        end
+        function w.finish()
+            return emit(w.count == 0 and "[]\n" or "\n]\n")
+        end
     elseif fmt == "csv" then
         local cols = fields or _M.default_fields.csv
         local n = #cols
         local header_done = false
         local values = {}
+        local csv_safe = opts and opts.csv_safe
         function w.write(_, row)
             if not header_done then
                 header_done = true
@@ -296,7 +305,11 @@ function _M.writer(fmt, out, fields, opts)
                 if not ok then return nil, err end
             end
             w.count = w.count + 1
-            for i = 1, n do values[i] = _M.cell(get(row, cols[i])) end
+            for i = 1, n do
+                local text = _M.cell(get(row, cols[i]))
+                if csv_safe and find(text, "^[=+%-@]") then text = "'" .. text end
+                values[i] = text
+            end
             return emit(_M.csv_record(values, n))
         end
         function w.finish()

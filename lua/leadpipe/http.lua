@@ -202,17 +202,27 @@ local function send(self, call)
     if origin_of(call.url) == self.origin then headers["x-api-key"] = secrets[self] end
     call.req = self.wire:send{
         method = call.method, url = call.url, headers = headers, body = call.body,
+        stream = call.sink and true or nil, timeout = call.timeout,
     }
     call.started = self.host.now()
 end
 
 --- Starts a call: { method=, path=, query=, body=, idempotency_key=, raw=, deadline=,
--- decode= }. `decode(body)` replaces core.decode for a 2xx body (value, a, b | nil, msg;
--- finish returns a and b after the value). Before a 2xx body is decoded, finish calls
--- call.on_arrival() once when the caller set it, and a call that met a 429 or 503 has
--- call.rate_limited set. The first attempt is on the wire when this returns; nothing waits.
+-- decode=, sink=, timeout= }. `decode(body)` replaces core.decode for a 2xx body (value,
+-- a, b | nil, msg; finish returns a and b after the value). Before a 2xx body is decoded,
+-- finish calls call.on_arrival() once when the caller set it, and a call that met a 429 or
+-- 503 has call.rate_limited set. The first attempt is on the wire when this returns;
+-- nothing waits. With sink = function(chunk) -> true|nil, the body of a 200 goes to it
+-- piece by piece (finish then returns status, headers, nil) and is never held whole; once a
+-- piece has gone to the sink the call is not retried. timeout: seconds for the whole transfer.
 function Transport:start(spec)
-    local call = {
+    local call
+    call = {
+        sink = spec.sink and function(chunk)
+            call.sunk = true
+            return spec.sink(chunk)
+        end or nil,
+        timeout = spec.timeout,
         method = spec.method or "GET",
         path = spec.path,
         url = self.base_url .. spec.path .. query_string(spec.query),
@@ -260,7 +270,19 @@ function Transport:finish(call)
         if not req then
             return nil, errors.new("network", "request was cancelled", { code = "aborted" })
         end
-        local status, headers, body = self.wire:wait(req)
+        local status, headers, body
+        if call.sink and self.wire.stream then
+            status, headers, body = self.wire:stream(req, call.sink)
+        else
+            status, headers, body = self.wire:wait(req)
+            if call.sink and status == 200 then
+                if call.sink(body) then
+                    body = ""
+                else
+                    status, headers, body = nil, "the sink refused the data", "aborted"
+                end
+            end
+        end
         call.req = nil
         local err
         if not status then
@@ -307,7 +329,7 @@ function Transport:finish(call)
         end
         if err then
             if err.status == 429 or err.status == 503 then call.rate_limited = true end
-            local delay = err.retryable and call.attempt < self.max_retries
+            local delay = err.retryable and not call.sunk and call.attempt < self.max_retries
                 and backoff(self, call.attempt, err.retry_after)
             if delay and call.deadline and self.host.now() + delay >= call.deadline then
                 delay = nil

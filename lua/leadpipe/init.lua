@@ -23,6 +23,8 @@ _M.is_error = errors.is_error
 _M.errors = errors
 _M.hosts = hosts
 _M.filter = filter
+_M.iter = require "leadpipe.iter"
+_M.path = require "leadpipe.path"
 _M.get = filter.get
 
 return _M

@@ -36,7 +36,7 @@ _M.AUDIENCES = {
     { id = _M.AUDIENCE.empty, rows = 0, name = "empty" },
     { id = _M.AUDIENCE.failing, rows = 50, name = "failing",
       fail = { code = "HYDRATION_FAILED", message = "people hydration failed; queue a new run" } },
-    { id = _M.AUDIENCE.large, rows = 1000000, name = "large" },
+    { id = _M.AUDIENCE.large, rows = 1000000, name = "large", status = "paused" },
 }
 
 -- Options that only the Lua face knows (serve); never passed to C.
@@ -75,12 +75,13 @@ local function start(opts, fname)
         if type(a) ~= "table" or type(a.id) ~= "string" then
             error("leadpipe.mock." .. fname .. ": audiences[" .. i .. "] needs a string id", 3)
         end
-        c_auds[i] = { id = a.id, rows = a.rows, fail = a.fail }
+        c_auds[i] = { id = a.id, rows = a.rows, fail = a.fail, name = a.name, status = a.status }
         local fail = a.fail
         if fail == true then
             fail = { code = "RUN_FAILED", message = "the run failed" }
         end
-        public[i] = { id = a.id:lower(), rows = a.rows or 1000, fail = fail or nil, name = a.name }
+        public[i] = { id = a.id:lower(), rows = a.rows or 1000, fail = fail or nil,
+                      name = a.name or ("Audience " .. i), status = a.status or "active" }
     end
     c_opts.audiences = c_auds
     c_opts.api_key = opts.api_key or _M.DEFAULT_KEY

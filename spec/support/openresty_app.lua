@@ -221,8 +221,13 @@ end
 
 -- GET /export: export.csv of the test run (a redirect to the fake's file host, streamed).
 function _M.export()
-    local csv, err = client:export_csv(cfg.audience, cfg.run)
-    if not csv then return reply(err_table(err)) end
+    local parts = {}
+    local ok, err = client:export_csv(cfg.audience, cfg.run, { sink = function(chunk)
+        parts[#parts + 1] = chunk
+        return true
+    end })
+    if not ok then return reply(err_table(err)) end
+    local csv = table.concat(parts)
     reply({ bytes = #csv, md5 = ngx.md5(csv) })
 end
 

@@ -11,6 +11,13 @@
 --   wire:cancel(handle)   drops a request that is no longer wanted; idempotent
 --   wire:pump()           advances transfers without waiting (prefetched pages arrive)
 --   wire:close()          drops everything in flight; idempotent
+-- and, for bodies too large to hold (export.csv), optionally:
+--   wire:send{ ..., stream = true, timeout = seconds } then
+--   wire:stream(handle, sink, deadline) -> like wait, but the body of a 200 goes to
+--        sink(chunk) piece by piece as it arrives (body "" then); a sink that returns
+--        false or nil stops the transfer: nil, message, "aborted". Other statuses keep
+--        their (small) body as wait does. (In socket mode the body is read whole, within
+--        max_response, and handed to the sink once.)
 -- This one owns one libcurl multi handle (kept-alive connections, several transfers in
 -- flight). How it waits depends on the host (see hosts.lua):
 --   poll mode (host.wait_io; the blocking host): wait() drives the session with perform()
@@ -27,6 +34,10 @@ local core = require "leadpipe.core"
 
 local setmetatable, pairs, pcall, tostring = setmetatable, pairs, pcall, tostring
 local min, ceil = math.min, math.ceil
+local concat = table.concat
+
+local MAX_HELD = 1024 * 1024 -- bytes of a streamed request's non-200 body kept
+local DEADLINE = "the deadline passed while the request was in flight"
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -133,7 +144,7 @@ local function socket_wait(self, req, deadline)
         if deadline and host.now() >= deadline then
             req:close()
             pcall(apply, self)
-            return finish(nil, "the deadline passed while the request was in flight", "timeout")
+            return finish(nil, DEADLINE, "timeout")
         end
         current = host.waker("request")
         self.waiters[current] = req
@@ -153,14 +164,31 @@ end
 function Wire:send(spec)
     local req = self.session:request{
         method = spec.method, url = spec.url, headers = spec.headers, body = spec.body,
+        stream = spec.stream and not self.io or nil, timeout = spec.timeout,
     }
     if self.io then apply(self) end
     return req
 end
 
+-- Poll mode: waits for the session's sockets (at most 1 s, or until `deadline`); false
+-- (and req closed) once the deadline has passed.
+local function idle(self, req, deadline)
+    local wait = 1
+    if deadline then
+        wait = deadline - self.host.now()
+        if wait <= 0 then
+            req:close()
+            return false
+        end
+        wait = min(wait, 1)
+    end
+    self.host.wait_io(self.session, wait)
+    return true
+end
+
 function Wire:wait(req, deadline)
     if self.io then return socket_wait(self, req, deadline) end
-    local host, session = self.host, self.session
+    local session = self.session
     while true do
         session:perform()
         if req:done() then
@@ -168,16 +196,53 @@ function Wire:wait(req, deadline)
             req:close()
             return status, headers, body
         end
-        local wait = 1
-        if deadline then
-            wait = deadline - host.now()
-            if wait <= 0 then
-                req:close()
-                return nil, "the deadline passed while the request was in flight", "timeout"
-            end
-            wait = min(wait, 1)
+        if not idle(self, req, deadline) then return nil, DEADLINE, "timeout" end
+    end
+end
+
+function Wire:stream(req, sink, deadline)
+    if self.io then
+        local status, headers, body = socket_wait(self, req, deadline)
+        if status == 200 then
+            if not sink(body) then return nil, "the sink refused the data", "aborted" end
+            body = ""
         end
-        host.wait_io(session, wait)
+        return status, headers, body
+    end
+    local session = self.session
+    local held, held_len = {}, 0 -- the body of a status other than 200 (an error, a 202)
+    -- Passes on what arrived: true, or false, message, kind to stop.
+    local function drain()
+        local chunk, status = req:read()
+        if chunk == "" then return true end
+        if status ~= 200 then
+            held[#held + 1] = chunk
+            held_len = held_len + #chunk
+            if held_len > MAX_HELD then
+                return false, "response too large: a non-200 body over " .. MAX_HELD .. " bytes",
+                    "too_large"
+            end
+            return true
+        end
+        if sink(chunk) then return true end
+        return false, "the sink refused the data", "aborted"
+    end
+    while true do
+        session:perform()
+        local ok, msg, why = drain()
+        if not ok then
+            req:close()
+            return nil, msg, why
+        end
+        if req:done() then
+            ok, msg, why = drain()
+            local status, headers, kind = req:response()
+            req:close()
+            if not ok then return nil, msg, why end
+            if not status then return nil, headers, kind end
+            return status, headers, status == 200 and "" or concat(held)
+        end
+        if not idle(self, req, deadline) then return nil, DEADLINE, "timeout" end
     end
 end
 

@@ -1,0 +1,76 @@
+-- leadpipe.audiences: the read-only audience calls, so that a script can find an audience
+-- by name and the newest run of it. Adds client:audiences, client:audience and
+-- client:latest_run to the Client (installed by client.lua).
+--
+-- Same conventions as client.lua: value or nil, err; bad arguments are an
+-- invalid_argument error before any request; unknown options are an error.
+
+local args = require "leadpipe.args"
+local errors = require "leadpipe.errors"
+
+local type, tostring, ipairs = type, tostring, ipairs
+
+local _M = { _VERSION = "0.1.0" }
+
+local check_opts, set, first = args.check_opts, args.set, args.first
+local check_id, check_int, check_enum = args.check_id, args.check_int, args.check_enum
+
+local AUDIENCE_STATUSES = { "draft", "active", "paused" }
+local RUN_STATUSES = { "queued", "running", "completed", "failed", "cancelled" }
+
+function _M.install(Client, h)
+    local audience_path, data_of = h.audience_path, h.data_of
+
+    --- client:audiences{ status = "draft"|"active"|"paused", limit = 1..100 }
+    -- -> array of Audience objects (id, name, status, audienceSize, ...) | nil, err
+    function Client:audiences(opts)
+        local fname = "audiences"
+        local herr = h.host_check(self, fname)
+        if herr then return nil, herr end
+        local o, err = check_opts(fname, opts, set{ "status", "limit" })
+        if not o then return nil, err end
+        err = first(check_enum(fname, "status", o.status, AUDIENCE_STATUSES),
+            check_int(fname, "limit", o.limit, 1, 100))
+        if err then return nil, err end
+        local query
+        if o.status or o.limit then query = { status = o.status, limit = o.limit } end
+        return data_of(fname, self.transport:request{ path = "/v1/intent/audiences", query = query })
+    end
+
+    --- client:audience(id) -> Audience | nil, err (kind "not_found" for an unknown id)
+    function Client:audience(aud, opts)
+        local fname = "audience"
+        local herr = h.host_check(self, fname)
+        if herr then return nil, herr end
+        local o, err = check_opts(fname, opts, {})
+        if not o then return nil, err end
+        err = check_id(fname, "audience_id", aud)
+        if err then return nil, err end
+        return data_of(fname, self.transport:request{ path = audience_path(aud) })
+    end
+
+    --- client:latest_run(audience_id, { status = "completed" }) -> run | nil, err
+    -- The newest of the audience's last 100 runs (with that status, when given). None:
+    -- nil and an error of kind "not_found", code "NO_RUN".
+    function Client:latest_run(aud, opts)
+        local fname = "latest_run"
+        local herr = h.host_check(self, fname)
+        if herr then return nil, herr end
+        local o, err = check_opts(fname, opts, set{ "status" })
+        if not o then return nil, err end
+        err = check_id(fname, "audience_id", aud) or check_enum(fname, "status", o.status, RUN_STATUSES)
+        if err then return nil, err end
+        local runs
+        runs, err = self:list_runs(aud, { limit = 100 })
+        if not runs then return nil, err end
+        for _, run in ipairs(runs) do
+            if type(run) == "table" and (o.status == nil or run.status == o.status) then
+                return run
+            end
+        end
+        return nil, errors.new("not_found", "audience " .. aud .. " has no "
+            .. (o.status and (tostring(o.status) .. " ") or "") .. "run", { code = "NO_RUN" })
+    end
+end
+
+return _M
