@@ -12,8 +12,8 @@ local hosts = require "leadpipe.hosts"
 local args = require "leadpipe.args"
 local page_mod = require "leadpipe.page"
 
-local setmetatable, type, tostring, pairs, error =
-    setmetatable, type, tostring, pairs, error
+local setmetatable, getmetatable, type, tostring, pairs, error =
+    setmetatable, getmetatable, type, tostring, pairs, error
 local min = math.min
 local remove = table.remove
 local getenv = os.getenv
@@ -136,26 +136,30 @@ local function run_path(aud, run_id)
 end
 
 -- The `data` of a response envelope: returns data, or nil, err for the transport's error
--- (status nil) or a body without a data table.
+-- (status nil) or a body without a data object (an array for list_runs).
 local function data_of(what, status, headers_or_err, body)
     if not status then return nil, headers_or_err end
-    if type(body) ~= "table" or type(body.data) ~= "table" then
-        return nil, errors.new("decode", what .. " response has no data", { status = status })
+    local data = type(body) == "table" and body.data
+    local want_array = what == "list_runs"
+    if type(data) ~= "table" or (getmetatable(data) == core.array_mt) ~= want_array then
+        return nil, errors.new("decode", what .. " response has no data " .. (want_array and "array"
+            or "object"), { status = status, code = "BAD_RESPONSE" })
     end
-    return body.data
+    return data
 end
 
 local function check_run_ids(fname, aud, run_id)
     return check_id(fname, "audience_id", aud) or check_id(fname, "run_id", run_id)
 end
 
--- Finishes a results call and checks the page invariants (leadpipe.page); prev_total is
--- the total an earlier page of the same read reported.
-local function finish_page(self, call, limit, offset, prev_total)
+-- Finishes a results call and checks the page invariants (leadpipe.page); `seen` is what
+-- the same read learnt from its pages so far ({ total =, ids = }), or nil.
+local function finish_page(self, call, limit, offset, seen)
     local status, headers, body = self.transport:finish(call)
     if not status then return nil, headers end
     return page_mod.from_response(status, headers, body, {
-        limit = limit, offset = offset, prev_total = prev_total, scrub = self.transport:scrubber(),
+        limit = limit, offset = offset, prev_total = seen and seen.total,
+        prev_ids = seen and seen.ids, scrub = self.transport:scrubber(),
     })
 end
 
@@ -336,6 +340,7 @@ local function page_iterator(self, aud, run_id, o, fname)
     local transport = self.transport
     local next_offset = o.offset or 0
     local total
+    local seen = {} -- what the pages so far said: total, the edge row ids of the last one
     local done = false
     local inflight = {} -- { offset =, call = }, in offset order
 
@@ -348,7 +353,7 @@ local function page_iterator(self, aud, run_id, o, fname)
 
     local function fetch_at(offset, deadline)
         return finish_page(self, start_page(self, aud, run_id, limit, offset, deadline), limit, offset,
-            total)
+            seen)
     end
 
     local function first_page()
@@ -377,7 +382,7 @@ local function page_iterator(self, aud, run_id, o, fname)
         if not slot then
             return fetch_at(next_offset)
         end
-        return finish_page(self, slot.call, limit, slot.offset, total)
+        return finish_page(self, slot.call, limit, slot.offset, seen)
     end
 
     local function iter()
@@ -401,6 +406,7 @@ local function page_iterator(self, aud, run_id, o, fname)
             error(err, 0)
         end
         total = page.total
+        seen.total, seen.ids = total, page_mod.edge_ids(page)
         local n = #page.results
         next_offset = next_offset + n
         if next_offset >= total then

@@ -9,6 +9,8 @@
 --                             decoded)
 --     ctx = { limit =, offset =,   what was asked for
 --             prev_total =,        the total an earlier page of the same read reported
+--             prev_ids =,          { first, last }: hashedEmail of the previous page's
+--                                  first and last rows (page.edge_ids(page) makes it)
 --             scrub = }            the client's scrubber (leadpipe.scrub.new(key))
 --   page = { state, run, results, total, limit, offset, request_id }
 --
@@ -20,6 +22,9 @@
 --                            (a proxy that drops the query string)
 --   http    "TOO_MANY_ROWS"  more rows than the limit asked for, or rows beyond total
 --   http    "TOTAL_SHRANK"   total smaller than an earlier page's
+--   http    "REPEATED_ROWS"  the page starts with a row the previous page started or
+--                            ended with (a proxy that drops the query string, when the
+--                            server does not echo the offset)
 --   http    "SHORT_RESULTS"  an empty page, or one shorter than its own echoed limit,
 --                            before total is reached
 --   http    "NOT_COMPLETED"  a 200 whose state or run.status is not "completed" (a
@@ -33,15 +38,16 @@ local errors = require "leadpipe.errors"
 
 local type, getmetatable, setmetatable, pairs, tostring = type, getmetatable, setmetatable, pairs,
     tostring
-local floor, huge = math.floor, math.huge
+local floor = math.floor
 local format = string.format
 
 local _M = { _VERSION = "0.1.0" }
 
 local array_mt = core.array_mt
 
+-- A non-negative integer that a double holds exactly (at most 2^53).
 local function is_count(v)
-    return type(v) == "number" and v >= 0 and v < huge and v == floor(v)
+    return type(v) == "number" and v >= 0 and v <= 2 ^ 53 and v == floor(v)
 end
 
 local function identity(s) return s end
@@ -159,10 +165,27 @@ function _M.from_response(status, headers, body, ctx)
                 .. "total is %d", n, echoed_limit, total)
         end
     end
+    local prev = ctx.prev_ids
+    if prev and n > 0 then
+        local id = results[1].hashedEmail
+        if id ~= nil and (id == prev[1] or id == prev[2]) then
+            return fail("http", "REPEATED_ROWS", "its first row repeats a row of the page before "
+                .. "(a proxy may have dropped the query string)")
+        end
+    end
     return {
         state = "completed", run = run, results = results, total = total,
         limit = echoed_limit or limit, offset = offset, request_id = request_id,
     }
+end
+
+--- page.edge_ids(page) -> { first, last }: the ids (hashedEmail) of a page's first and
+-- last rows, for the next page's ctx.prev_ids.
+function _M.edge_ids(p)
+    local r = p.results
+    local n = #r
+    if n == 0 then return nil end
+    return { r[1].hashedEmail, r[n].hashedEmail }
 end
 
 return _M
