@@ -39,8 +39,10 @@ end
 function _M.check_int(fname, arg, v, lo, hi)
     if v == nil then return end
     if not _M.is_integer(v) or v < lo or (hi and v > hi) then
-        local range = hi and ("an integer from " .. lo .. " to " .. hi) or ("an integer >= " .. lo)
-        return _M.invalid(fname, arg, "must be " .. range .. " (got " .. tostring(v) .. ")")
+        local range = hi and ("an integer from " .. lo .. " to " .. ("%.0f"):format(hi))
+            or ("an integer >= " .. lo)
+        return _M.invalid(fname, arg, "must be " .. range .. " (got "
+            .. (type(v) == "number" and tostring(v) or type(v)) .. ")")
     end
 end
 

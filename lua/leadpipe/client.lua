@@ -255,7 +255,7 @@ local RESULTS_OPTS = set{ "limit", "offset" }
 
 local function check_page_args(fname, aud, run_id, o)
     return first(check_run_ids(fname, aud, run_id),
-        check_int(fname, "limit", o.limit, 1, 500), check_int(fname, "offset", o.offset, 0))
+        check_int(fname, "limit", o.limit, 1, 500), check_int(fname, "offset", o.offset, 0, 2 ^ 53))
 end
 
 --- client:results(audience_id, run_id, { limit = 100, offset = 0 }) -> page | nil, err
@@ -484,6 +484,7 @@ function Client:people(aud, run_id, opts)
     local transport = self.transport
     local results, i = nil, 0
     local iter = function()
+        if self.closed then error(closed(fname), 0) end
         while true do
             if results then
                 i = i + 1
