@@ -232,6 +232,9 @@ end
 local function send(self, call, waited)
     if self.closed then return nil, closed_error(call) end
     if self.gate_until > (waited or 0) and self.host.now() < self.gate_until then
+        if not call.gated then
+            self:log{ type = "gate", method = call.method, path = call.path, until_at = self.gate_until }
+        end
         call.gated = true
         return true
     end
