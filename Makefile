@@ -4,6 +4,8 @@
 #   make test       deps + build + lint + every spec suite; ends with "N passed, N failed"
 #   make bench      benchmarks (never part of `make test`)
 #   make valgrind   the specs under valgrind (leaks and errors in the C modules)
+#   make asan       the C modules built with ASan+UBSan, every spec run against them
+#   make fuzz       libFuzzer harnesses of fuzz/ (clang), FUZZ_RUNS executions each
 #
 # Outputs go under build/$(LUA_VERSION)/, never into the source tree.
 
@@ -51,7 +53,7 @@ DEB_PACKAGES ?= lua$(LUA_VERSION) liblua$(LUA_VERSION)-dev lua-cjson lua-busted 
 BUSTED       = $(LUA) /usr/bin/busted --cpath="./$(BUILD)/?.so"
 LUA_ENV      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./$(BUILD)/?.so;;"
 
-.PHONY: all deps build test check lint spec valgrind bench demo install uninstall clean
+.PHONY: all deps build test check lint spec valgrind asan fuzz fuzz-smoke bench demo install uninstall clean
 
 all: build
 
@@ -94,6 +96,46 @@ test: deps
 valgrind: build
 	@$(LUA_ENV) LEADPIPE_LUA=$(LUA) LEADPIPE_BUILD=$(BUILD) LEADPIPE_VALGRIND=1 \
 		sh tools/valgrind.sh $(BUSTED)
+
+# ===== sanitizers and fuzzing (docs/internals.md, "Sanitizers and fuzzing") =====
+# make asan: core.so and mockserver.so built with -fsanitize=address,undefined under
+# build/asan-<version>, then every spec with libasan preloaded into the (uninstrumented)
+# interpreter. Leaks are valgrind's job (make valgrind): the interpreter exits without
+# closing its state, so LeakSanitizer is off. Any ASan report or UBSan runtime error aborts
+# the process, which fails its spec. Child processes that are not our Lua (curl, python3)
+# must not inherit LD_PRELOAD: tools/asan-bin, first in PATH here, runs them without it.
+ASAN_BUILD  ?= build/asan-$(LUA_VERSION)
+ASAN_FLAGS  ?= -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_LIB    ?= $(shell $(CC) -print-file-name=libasan.so)
+ASAN_ENV     = PATH="$(CURDIR)/tools/asan-bin:$$PATH" LD_PRELOAD="$(ASAN_LIB)" \
+	ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:verify_asan_link_order=0:detect_stack_use_after_return=0" \
+	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+
+asan:
+	@$(MAKE) --no-print-directory build BUILD=$(ASAN_BUILD) OPTFLAGS="-O1 -g" \
+		CFLAGS="-O1 -g $(ASAN_FLAGS)" LDFLAGS="$(ASAN_FLAGS)"
+	@nm -D $(ASAN_BUILD)/leadpipe/core.so | grep -q __asan_init || \
+		{ echo "asan: $(ASAN_BUILD)/leadpipe/core.so is not instrumented" >&2; exit 1; }
+	@$(ASAN_ENV) $(MAKE) --no-print-directory spec BUILD=$(ASAN_BUILD) OPTFLAGS="-O1 -g" \
+		CFLAGS="-O1 -g $(ASAN_FLAGS)" LDFLAGS="$(ASAN_FLAGS)"
+
+# make fuzz: one libFuzzer binary per harness in fuzz/ (a harness whose C function is not
+# on this branch is skipped), each run FUZZ_RUNS times from its corpus in fuzz/corpus/.
+# fuzz-smoke is the short run `make spec` does through spec/fuzz_spec.lua.
+FUZZ_CC     ?= clang
+FUZZ_RUNS   ?= 1000000
+FUZZ_BUILD  ?= build/fuzz
+FUZZ_LUA_PC ?= lua5.4
+FUZZ_FLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-Icsrc $(shell $(PKG_CONFIG) --cflags $(FUZZ_LUA_PC) libcurl 2>/dev/null)
+FUZZ_LIBS    = $(shell $(PKG_CONFIG) --libs $(FUZZ_LUA_PC) libcurl 2>/dev/null) -lm -ldl
+
+fuzz:
+	@FUZZ_CC="$(FUZZ_CC)" FUZZ_FLAGS="$(FUZZ_FLAGS)" FUZZ_LIBS="$(FUZZ_LIBS)" \
+		FUZZ_BUILD="$(FUZZ_BUILD)" sh fuzz/run.sh $(FUZZ_RUNS)
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_RUNS=20000
 
 bench: build
 	@$(LUA_ENV) LEADPIPE_BUILD=$(BUILD) sh tools/bench.sh $(LUA)
