@@ -2,8 +2,8 @@
 --
 -- A transport moves its bytes through a "wire" (leadpipe.transport.curl by default, or
 -- leadpipe.transport.cosocket when the host names it): see transport/curl.lua for the
--- wire's five methods. A call is started with transport:start(spec),
--- which sends its first attempt at once and never waits, and finished with
+-- wire's five methods. A call is started with transport:start(spec), which sends its
+-- first attempt at once (unless the rate gate is shut) and never waits, and finished with
 -- transport:finish(call), which waits through the client's host, retries what a retry can
 -- cure, and returns
 --     status, headers, decoded_body        on a 2xx (decoded_body nil for an empty body;
@@ -266,7 +266,8 @@ local function shut_gate(self, seconds)
 end
 
 --- Starts a call: { method=, path=, query=, body=, idempotency_key=, raw=, deadline= }.
--- The first attempt is on the wire when this returns; nothing waits.
+-- The first attempt is on the wire when this returns (unless the rate gate is shut: then
+-- finish() sends it when the gate opens); nothing waits.
 function Transport:start(spec)
     local call = {
         method = spec.method or "GET",
