@@ -5,6 +5,7 @@
 
 local leadpipe = require "leadpipe"
 local mock = require "leadpipe.mock"
+local hosts = require "leadpipe.hosts"
 
 local AUD = "6f1c0a4e-2b7d-4c3e-9a8f-1d2e3f4a5b6c"
 local RUN = "8c4a1f52-3b9e-4d1a-9f0e-2b7c6d5e4f3a"
@@ -89,6 +90,11 @@ describe("bad inputs", function()
         new_case("user_agent", v, "user_agent = " .. ("%q"):format(tostring(v):sub(1, 20)))
     end
     for _, v in ipairs{ "nope", 5, { now = 1 }, {} } do new_case("host", v) end
+    for _, wire in ipairs{ "nope", "../x", 5 } do
+        local h = { transport = wire }
+        h.now, h.sleep, h.wait_io = hosts.blocking.now, hosts.blocking.sleep, hosts.blocking.wait_io
+        new_case("host", h, "host with transport " .. tostring(wire))
+    end
     for _, v in ipairs{ "yes", 0 } do new_case("verify", v) end
     for _, v in ipairs{ "log", 5, {} } do new_case("logger", v) end
     for _, arg in ipairs{ "poll_interval", "max_poll_interval" } do

@@ -87,7 +87,10 @@ function _M.new(opts)
         .. " " .. _VERSION:gsub(" ", "/")
     if o.user_agent then ua = ua .. " " .. o.user_agent end
 
-    local transport = http.new{
+    if host.transport ~= nil and (type(host.transport) ~= "string" or not host.transport:find("^%a%w*$")) then
+        raise(invalid(fname, "host", "has a transport that is not a wire name like \"curl\""), 2)
+    end
+    local ok, transport = pcall(http.new, {
         base_url = base_url,
         api_key = api_key,
         host = host,
@@ -101,7 +104,14 @@ function _M.new(opts)
         user_agent = ua,
         verify = o.verify ~= false,
         logger = o.logger,
-    }
+    })
+    if not ok then
+        -- a wire that cannot load or start (an unknown transport, no memory): never a raw raise
+        raise(errors.new("invalid_argument", fname .. ": host transport "
+            .. tostring(host.transport or "curl") .. " cannot start: "
+            .. tostring(transport):gsub("^[^:\n]*:%d+: ", ""):gsub("\n.*", ""),
+            { code = "INVALID_ARGUMENT", argument = "host" }), 2)
+    end
     return setmetatable({
         base_url = base_url,
         host = host,
