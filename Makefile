@@ -6,6 +6,8 @@
 #   make spec       the suite on one Lua (LUA_VERSION=5.4 by default; 5.1 5.2 5.3 jit)
 #   make bench      side-by-side benchmark vs curl+jq, Python, plain Lua (not in `make test`)
 #   make valgrind   the specs under valgrind (leaks and errors in the C modules)
+#   make asan       the C modules built with ASan+UBSan, every spec run against them
+#   make fuzz       libFuzzer harnesses of fuzz/ (clang), FUZZ_RUNS executions each
 #
 # Outputs go under build/$(LUA_VERSION)/, never into the source tree.
 
@@ -52,18 +54,21 @@ MOCK_SO      = $(BUILD)/leadpipe/mockserver.so
 # name `luajit`, the LuaJIT that nginx's Lua module links and the specs use for Neovim too;
 # it conflicts with the `luajit` package).
 TEST_LUAS   ?= 5.1 5.2 5.3 5.4 jit
+# ... and once more on Lua 5.4 against the C modules built with ASan+UBSan (`make asan`),
+# when the compiler has libasan.
+TEST_ASAN   ?= $(if $(wildcard $(shell $(CC) -print-file-name=libasan.so)),1,0)
 LUA_PACKAGES = lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
 	lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev
 
 # Debian packages the project needs; `make deps` installs the missing ones.
 DEB_PACKAGES ?= $(LUA_PACKAGES) lua-cjson lua-argparse lua-busted lua-check \
 	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3 \
-	nginx-light libnginx-mod-http-lua openssl neovim lua-luv jq
+	nginx-light libnginx-mod-http-lua openssl neovim lua-luv jq clang libclang-rt-14-dev
 
 BUSTED       = $(LUA) /usr/bin/busted --cpath="./$(BUILD)/?.so"
 LUA_ENV      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./$(BUILD)/?.so;;"
 
-.PHONY: all deps build test check lint spec valgrind bench demo install uninstall clean
+.PHONY: all deps build test check lint spec valgrind asan fuzz fuzz-smoke bench demo install uninstall clean
 
 all: build
 
@@ -107,11 +112,51 @@ test: deps
 	@$(MAKE) --no-print-directory build
 	@$(if $(filter jit,$(LUA_VERSION)),,$(MAKE) --no-print-directory build LUA_VERSION=jit)
 	@$(MAKE) --no-print-directory lint
-	@TEST_LUAS="$(TEST_LUAS)" sh tools/test-all.sh $(MAKE)
+	@TEST_LUAS="$(TEST_LUAS)" TEST_ASAN="$(TEST_ASAN)" sh tools/test-all.sh $(MAKE)
 
 valgrind: build
 	@$(LUA_ENV) LEADPIPE_LUA=$(LUA) LEADPIPE_BUILD=$(BUILD) LEADPIPE_VALGRIND=1 \
 		sh tools/valgrind.sh $(BUSTED)
+
+# ===== sanitizers and fuzzing (docs/internals.md, "Sanitizers and fuzzing") =====
+# make asan: core.so and mockserver.so built with -fsanitize=address,undefined under
+# build/asan-<version>, then every spec with libasan preloaded into the (uninstrumented)
+# interpreter. Leaks are valgrind's job (make valgrind): the interpreter exits without
+# closing its state, so LeakSanitizer is off. Any ASan report or UBSan runtime error aborts
+# the process, which fails its spec. Child processes that are not our Lua (curl, python3)
+# must not inherit LD_PRELOAD: tools/asan-bin, first in PATH here, runs them without it.
+ASAN_BUILD  ?= build/asan-$(LUA_VERSION)
+ASAN_FLAGS  ?= -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_LIB    ?= $(shell $(CC) -print-file-name=libasan.so)
+ASAN_ENV     = PATH="$(CURDIR)/tools/asan-bin:$$PATH" LD_PRELOAD="$(ASAN_LIB)" \
+	ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:verify_asan_link_order=0:detect_stack_use_after_return=0" \
+	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+
+asan:
+	@$(MAKE) --no-print-directory build BUILD=$(ASAN_BUILD) OPTFLAGS="-O1 -g" \
+		CFLAGS="-O1 -g $(ASAN_FLAGS)" LDFLAGS="$(ASAN_FLAGS)"
+	@nm -D $(ASAN_BUILD)/leadpipe/core.so | grep -q __asan_init || \
+		{ echo "asan: $(ASAN_BUILD)/leadpipe/core.so is not instrumented" >&2; exit 1; }
+	@$(ASAN_ENV) $(MAKE) --no-print-directory spec BUILD=$(ASAN_BUILD) OPTFLAGS="-O1 -g" \
+		CFLAGS="-O1 -g $(ASAN_FLAGS)" LDFLAGS="$(ASAN_FLAGS)"
+
+# make fuzz: one libFuzzer binary per harness in fuzz/ (a harness whose C function is not
+# on this branch is skipped), each run FUZZ_RUNS times from its corpus in fuzz/corpus/.
+# fuzz-smoke is the short run `make spec` does through spec/fuzz_spec.lua.
+FUZZ_CC     ?= clang
+FUZZ_RUNS   ?= 1000000
+FUZZ_BUILD  ?= build/fuzz
+FUZZ_LUA_PC ?= lua5.4
+FUZZ_FLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-Icsrc $(shell $(PKG_CONFIG) --cflags $(FUZZ_LUA_PC) libcurl 2>/dev/null)
+FUZZ_LIBS    = $(shell $(PKG_CONFIG) --libs $(FUZZ_LUA_PC) libcurl 2>/dev/null) -lz -lm -ldl
+
+fuzz:
+	@FUZZ_CC="$(FUZZ_CC)" FUZZ_FLAGS="$(FUZZ_FLAGS)" FUZZ_LIBS="$(FUZZ_LIBS)" \
+		FUZZ_BUILD="$(FUZZ_BUILD)" sh fuzz/run.sh $(FUZZ_RUNS)
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_RUNS=20000
 
 # The side-by-side comparison (bench/harness.lua); LuaJIT joins when it is installed.
 # Knobs: BENCH_QUICK=1, BENCH_REPS=N, BENCH_SLOW_REPS=N, BENCH_STRICT=1 (see tools/bench.sh).

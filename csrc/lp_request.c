@@ -19,8 +19,14 @@
 #include "lp_request.h"
 #include "lp_util.h"
 
-/* Largest header block accepted for one response; beyond: kind "too_large". */
-#define LP_HEADER_LIMIT (1024 * 1024)
+/* Largest header block accepted for one response; beyond: kind "too_large". It
+ * must stay below libcurl's own cap on a response's headers (300 KiB since
+ * 7.85, CURLE_RECV_ERROR, which reads as "reset"), so that ours is the one that
+ * ends an endless header block. A single line longer than libcurl's line cap
+ * (CURL_MAX_HTTP_HEADER, 100 KiB) never reaches us: libcurl fails it first
+ * (CURLE_OUT_OF_MEMORY before any body) and push_failure maps that to
+ * "too_large" too. */
+#define LP_HEADER_LIMIT (256 * 1024)
 
 #define LP_TOO_LARGE_BODY 1
 #define LP_TOO_LARGE_HEADERS 2
@@ -441,6 +447,11 @@ static int push_failure(lua_State *L, lp_request_t *r)
     } else if (r->too_large == LP_TOO_LARGE_HEADERS) {
         lua_pushfstring(L, "response too large: the headers exceed %d bytes", LP_HEADER_LIMIT);
         kind = "too_large";
+    } else if (r->result == CURLE_OUT_OF_MEMORY && r->body.len == 0) {
+        /* libcurl refuses a header line over CURL_MAX_HTTP_HEADER this way */
+        lua_pushliteral(L, "response too large: a header line exceeds libcurl's limit "
+                           "(or memory ran out)");
+        kind = "too_large";
     } else {
         size_t n = strlen(r->errbuf);
         while (n > 0 && (r->errbuf[n - 1] == '\n' || r->errbuf[n - 1] == '\r'))
@@ -450,6 +461,11 @@ static int push_failure(lua_State *L, lp_request_t *r)
         else
             lua_pushstring(L, curl_easy_strerror(r->result));
         kind = error_kind(r->result);
+        /* libcurl's own caps on header size (one line, or all of them) */
+        if (strstr(r->errbuf, "header") != NULL &&
+            (strstr(r->errbuf, "too large") != NULL || strstr(r->errbuf, "Too large") != NULL ||
+             strstr(r->errbuf, "too long") != NULL || strstr(r->errbuf, "Too long") != NULL))
+            kind = "too_large";
     }
     lua_pushstring(L, kind);
     return 3;
@@ -478,17 +494,28 @@ static void set_header(lua_State *L, int t, const char *name, size_t name_len,
     lua_rawset(L, t);
 }
 
-/* Pushes a table of the response headers: lower-case names, values trimmed,
- * repeated headers joined with ", ", folded lines joined with " ". */
+/* Adds one parsed header to the table at the top of the stack (lp_headers_parse callback). */
+static void add_parsed_header(void *ud, const char *name, size_t name_len, const char *value,
+                              size_t value_len, const char *sep)
+{
+    lua_State *L = (lua_State *)ud;
+    set_header(L, lua_gettop(L), name, name_len, value, value_len, sep);
+}
+
+/* Pushes a table of the response headers (see lp_headers_parse). */
 static void push_headers(lua_State *L, lp_request_t *r)
 {
-    char *p = r->head.data;
-    char *end = p + r->head.len;
+    lua_newtable(L);
+    if (r->head.data != NULL)
+        lp_headers_parse(r->head.data, r->head.len, add_parsed_header, L);
+}
+
+void lp_headers_parse(char *data, size_t len, lp_header_fn fn, void *ud)
+{
+    char *p = data;
+    char *end = p + len;
     const char *last = NULL; /* name of the last header, for folded lines */
     size_t last_len = 0;
-    int t;
-    lua_newtable(L);
-    t = lua_gettop(L);
     while (p < end) {
         char *eol = (char *)memchr(p, '\n', (size_t)(end - p));
         char *next = eol != NULL ? eol + 1 : end;
@@ -499,7 +526,7 @@ static void push_headers(lua_State *L, lp_request_t *r)
             while (p < e && is_header_space(*p))
                 p++;
             if (last != NULL && p < e)
-                set_header(L, t, last, last_len, p, (size_t)(e - p), " ");
+                fn(ud, last, last_len, p, (size_t)(e - p), " ");
         } else if (e - p >= 5 && memcmp(p, "HTTP/", 5) == 0) {
             last = NULL; /* the status line */
         } else {
@@ -513,7 +540,7 @@ static void push_headers(lua_State *L, lp_request_t *r)
                 v = colon + 1;
                 while (v < e && is_header_space(*v))
                     v++;
-                set_header(L, t, p, (size_t)(colon - p), v, (size_t)(e - v), ", ");
+                fn(ud, p, (size_t)(colon - p), v, (size_t)(e - v), ", ");
                 last = p;
                 last_len = (size_t)(colon - p);
             }

@@ -62,4 +62,16 @@ LP_PRIVATE void lp_request_finish(lp_request_t *r, CURLcode rc);
  * reports kind "aborted". */
 LP_PRIVATE void lp_request_abort(lp_request_t *r);
 
+/* Receives one header of lp_headers_parse: name (lower case) and value
+ * (trimmed), not NUL-terminated; sep is ", " for a new header line and " " for
+ * a folded continuation of the header named. */
+typedef void (*lp_header_fn)(void *ud, const char *name, size_t name_len, const char *value,
+                             size_t value_len, const char *sep);
+
+/* Parses a raw header block (status lines, header lines, folded lines, any
+ * line ending) and calls fn for each header. Lower-cases names in place in
+ * data; reads nothing outside data[0..len). Pure C, no Lua: fuzzed by
+ * fuzz/headers_fuzz.c. */
+LP_PRIVATE void lp_headers_parse(char *data, size_t len, lp_header_fn fn, void *ud);
+
 #endif

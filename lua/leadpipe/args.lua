@@ -4,10 +4,12 @@
 -- "invalid_argument" whose message names the function, the argument and the rule
 -- ("create_run: audience_id must be a UUID ..."), with err.argument set. Nothing here sends
 -- or raises; callers return the error (calls) or raise it (constructors, iterators).
+-- Everything that reaches C (leadpipe.core) is checked here first, so C never raises
+-- "bad argument" at a user: numbers are finite and in range, strings hold no control bytes.
 
 local errors = require "leadpipe.errors"
 
-local type, tostring, pairs, ipairs, select = type, tostring, pairs, ipairs, select
+local type, tostring, tonumber, pairs, ipairs, select = type, tostring, tonumber, pairs, ipairs, select
 local getmetatable = getmetatable
 local floor, min, huge = math.floor, math.min, math.huge
 local concat, sort = table.concat, table.sort
@@ -38,16 +40,120 @@ end
 function _M.check_int(fname, arg, v, lo, hi)
     if v == nil then return end
     if not _M.is_integer(v) or v < lo or (hi and v > hi) then
-        local range = hi and ("an integer from " .. lo .. " to " .. hi) or ("an integer >= " .. lo)
-        return _M.invalid(fname, arg, "must be " .. range .. " (got " .. tostring(v) .. ")")
+        local range = hi and ("an integer from " .. lo .. " to " .. ("%.0f"):format(hi))
+            or ("an integer >= " .. lo)
+        return _M.invalid(fname, arg, "must be " .. range .. " (got "
+            .. (type(v) == "number" and tostring(v) or type(v)) .. ")")
     end
 end
 
-function _M.check_number(fname, arg, v, lo)
+-- A finite number from lo to hi (hi defaults to MAX_SECONDS: C keeps times in range).
+_M.MAX_SECONDS = 1e6
+
+function _M.check_number(fname, arg, v, lo, hi)
     if v == nil then return end
-    if type(v) ~= "number" or v ~= v or v < lo then
-        return _M.invalid(fname, arg, "must be a number >= " .. lo .. " (got " .. tostring(v) .. ")")
+    hi = hi or _M.MAX_SECONDS
+    if type(v) ~= "number" or v ~= v or v < lo or v > hi then
+        return _M.invalid(fname, arg, "must be a finite number from " .. lo .. " to " .. hi
+            .. " (got " .. (type(v) == "number" and tostring(v) or type(v)) .. ")")
     end
+end
+
+function _M.check_boolean(fname, arg, v)
+    if v ~= nil and type(v) ~= "boolean" then
+        return _M.invalid(fname, arg, "must be a boolean (got " .. type(v) .. ")")
+    end
+end
+
+-- A string of 1..max bytes, none of them control bytes (so it is safe in a header line).
+function _M.check_text(fname, arg, v, max)
+    if v == nil then return end
+    if type(v) ~= "string" then
+        return _M.invalid(fname, arg, "must be a string (got " .. type(v) .. ")")
+    end
+    if #v == 0 or #v > max then
+        return _M.invalid(fname, arg, "must be 1 to " .. max .. " bytes long (got " .. #v .. ")")
+    end
+    if v:find("%c") then
+        return _M.invalid(fname, arg, "must not contain control characters (CR, LF, NUL, ...)")
+    end
+end
+
+-- An Idempotency-Key: printable ASCII (0x20..0x7E), 1 to 120 characters, no space at
+-- either end (HTTP would trim it, and the replay would no longer match).
+function _M.check_idempotency_key(fname, arg, v)
+    if type(v) ~= "string" then
+        return _M.invalid(fname, arg, "must be a string (got " .. type(v) .. ")")
+    end
+    if #v < 1 or #v > 120 or v:find("[^\32-\126]") or v:find("^ ") or v:find(" $") then
+        return _M.invalid(fname, arg, "must be 1 to 120 printable ASCII characters "
+            .. "(0x20-0x7E, no space at either end)")
+    end
+end
+
+-- ===== base_url =====
+
+local function is_loopback(host)
+    host = host:lower()
+    if host == "localhost" or host == "[::1]" then return true end
+    local a, b, c, d = host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+    if a then
+        a, b, c, d = tonumber(a), tonumber(b), tonumber(c), tonumber(d)
+        return a == 127 and b <= 255 and c <= 255 and d <= 255
+    end
+    return false
+end
+_M.is_loopback = is_loopback
+
+--- check_base_url(fname, arg, url, allow_insecure_http) -> normalized url | nil, err
+-- http(s) only; no userinfo, query, fragment, whitespace or control bytes; a host that
+-- is a name, an IPv4 address or a bracketed IPv6 one, with an optional port; plain
+-- http only to a loopback host (127.0.0.0/8, ::1, localhost) unless allowed.
+function _M.check_base_url(fname, arg, url, allow_insecure)
+    local function bad(rule)
+        return nil, _M.invalid(fname, arg, rule)
+    end
+    if type(url) ~= "string" then
+        return bad("must be an http:// or https:// URL string (got " .. type(url) .. ")")
+    end
+    if url:find("[%c%s]") then
+        return bad("must not contain whitespace or control characters")
+    end
+    if #url > 2048 then return bad("must be at most 2048 bytes long") end
+    local scheme, authority, path = url:match("^(%a[%w+.-]*)://([^/?#]*)(.*)$")
+    if not scheme then return bad("must be an http:// or https:// URL") end
+    scheme = scheme:lower()
+    if scheme ~= "http" and scheme ~= "https" then
+        return bad("must be an http:// or https:// URL (got " .. scheme .. "://)")
+    end
+    if authority:find("@", 1, true) then
+        return bad("must not contain user:password@ (the API key is the only credential)")
+    end
+    if path:find("?", 1, true) then return bad("must not contain a query string (?...)") end
+    if path:find("#", 1, true) then return bad("must not contain a fragment (#...)") end
+    local host, port = authority:match("^(%[[%x:.]+%])(.*)$")
+    if not host then host, port = authority:match("^([%w.-]+)(.*)$") end
+    if not host or host == "" or host:find("^[.-]") or host:find("%.%.") then
+        return bad("must name a host (got " .. ("%q"):format(authority) .. ")")
+    end
+    if port ~= "" then
+        local n = port:match("^:(%d+)$")
+        if not n or tonumber(n) < 1 or tonumber(n) > 65535 then
+            return bad("has a bad port (got " .. ("%q"):format(port) .. ")")
+        end
+    end
+    if scheme == "http" and not allow_insecure and not is_loopback(host) then
+        return bad("must use https:// for a host that is not loopback (the key would travel in "
+            .. "clear text); pass allow_insecure_http = true to accept that")
+    end
+    return scheme .. "://" .. authority .. path:gsub("/+$", "")
+end
+
+-- ===== closed clients =====
+
+--- closed(call) -> the error of kind "closed" for a call on a closed client.
+function _M.closed(call)
+    return errors.new("closed", call .. ": the client is closed", { code = "CLOSED", call = call })
 end
 
 function _M.check_function(fname, arg, v)

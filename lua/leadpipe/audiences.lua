@@ -25,6 +25,7 @@ function _M.install(Client, h)
     -- -> array of Audience objects (id, name, status, audienceSize, ...) | nil, err
     function Client:audiences(opts)
         local fname = "audiences"
+        if self.closed then return nil, h.closed(fname) end
         local herr = h.host_check(self, fname)
         if herr then return nil, herr end
         local o, err = check_opts(fname, opts, set{ "status", "limit" })
@@ -40,6 +41,7 @@ function _M.install(Client, h)
     --- client:audience(id) -> Audience | nil, err (kind "not_found" for an unknown id)
     function Client:audience(aud, opts)
         local fname = "audience"
+        if self.closed then return nil, h.closed(fname) end
         local herr = h.host_check(self, fname)
         if herr then return nil, herr end
         local o, err = check_opts(fname, opts, {})
@@ -54,6 +56,7 @@ function _M.install(Client, h)
     -- nil and an error of kind "not_found", code "NO_RUN".
     function Client:latest_run(aud, opts)
         local fname = "latest_run"
+        if self.closed then return nil, h.closed(fname) end
         local herr = h.host_check(self, fname)
         if herr then return nil, herr end
         local o, err = check_opts(fname, opts, set{ "status" })

@@ -12,9 +12,10 @@ local errors = require "leadpipe.errors"
 local http = require "leadpipe.http"
 local hosts = require "leadpipe.hosts"
 local args = require "leadpipe.args"
+local page_mod = require "leadpipe.page"
 
-local setmetatable, type, tostring, pairs, error =
-    setmetatable, type, tostring, pairs, error
+local setmetatable, getmetatable, type, tostring, pairs, error =
+    setmetatable, getmetatable, type, tostring, pairs, error
 local min, floor = math.min, math.floor
 local remove = table.remove
 local getenv = os.getenv
@@ -29,10 +30,11 @@ Client.__name = "leadpipe.client"
 
 local DEFAULT_BASE_URL = "https://api.aws53.cloud"
 
-local invalid, is_integer = args.invalid, args.is_integer
+local invalid = args.invalid
 local check_id, check_int, check_number, check_function = args.check_id, args.check_int,
     args.check_number, args.check_function
 local check_opts, set, first = args.check_opts, args.set, args.first
+local check_boolean, check_text, closed = args.check_boolean, args.check_text, args.closed
 
 -- The host's check that leadpipe may wait here (event-loop hosts need a coroutine), made
 -- before anything is sent; the error names the caller's line.
@@ -46,7 +48,7 @@ end
 local NEW_OPTS = set{
     "api_key", "base_url", "timeout", "connect_timeout", "max_retries", "user_agent", "host",
     "backoff_base", "backoff_max", "max_retry_after", "max_response", "verify", "logger",
-    "wait_timeout", "poll_interval", "max_poll_interval",
+    "wait_timeout", "poll_interval", "max_poll_interval", "allow_insecure_http",
 }
 
 local function raise(err, level)
@@ -66,31 +68,27 @@ function _M.new(opts)
     if api_key:find("[%c%s]") then
         raise(invalid(fname, "api_key", "must not contain spaces or control characters"), 2)
     end
-    local base_url = o.base_url or getenv("LEADPIPE_BASE_URL") or DEFAULT_BASE_URL
-    if type(base_url) ~= "string" or not base_url:find("^[hH][tT][tT][pP][sS]?://[^/?#]+") then
-        raise(invalid(fname, "base_url", "must be an http:// or https:// URL (got "
-            .. tostring(base_url) .. ")"), 2)
-    end
-    base_url = base_url:gsub("/+$", "")
-    err = first(
-        check_number(fname, "timeout", o.timeout, 0.001),
-        check_number(fname, "connect_timeout", o.connect_timeout, 0.001),
-        check_int(fname, "max_retries", o.max_retries, 0, 10),
-        check_number(fname, "backoff_base", o.backoff_base, 0),
-        check_number(fname, "backoff_max", o.backoff_max, 0),
-        check_number(fname, "max_retry_after", o.max_retry_after, 0),
-        check_int(fname, "max_response", o.max_response, 1024),
-        check_number(fname, "wait_timeout", o.wait_timeout, 0),
-        check_number(fname, "poll_interval", o.poll_interval, 0.001),
-        check_number(fname, "max_poll_interval", o.max_poll_interval, 0.001),
-        check_function(fname, "logger", o.logger))
+    err = check_boolean(fname, "allow_insecure_http", o.allow_insecure_http)
     if err then raise(err, 2) end
-    if o.user_agent ~= nil and type(o.user_agent) ~= "string" then
-        raise(invalid(fname, "user_agent", "must be a string"), 2)
-    end
-    if o.verify ~= nil and type(o.verify) ~= "boolean" then
-        raise(invalid(fname, "verify", "must be a boolean"), 2)
-    end
+    local base_url
+    base_url, err = args.check_base_url(fname, "base_url",
+        o.base_url or getenv("LEADPIPE_BASE_URL") or DEFAULT_BASE_URL, o.allow_insecure_http)
+    if not base_url then raise(err, 2) end
+    err = first(
+        check_number(fname, "timeout", o.timeout, 0.001, 86400),
+        check_number(fname, "connect_timeout", o.connect_timeout, 0.001, 3600),
+        check_int(fname, "max_retries", o.max_retries, 0, 10),
+        check_number(fname, "backoff_base", o.backoff_base, 0, 3600),
+        check_number(fname, "backoff_max", o.backoff_max, 0, 86400),
+        check_number(fname, "max_retry_after", o.max_retry_after, 0, 86400),
+        check_int(fname, "max_response", o.max_response, 1024, 2 ^ 40),
+        check_number(fname, "wait_timeout", o.wait_timeout, 0),
+        check_number(fname, "poll_interval", o.poll_interval, 0.001, 3600),
+        check_number(fname, "max_poll_interval", o.max_poll_interval, 0.001, 3600),
+        check_function(fname, "logger", o.logger),
+        check_text(fname, "user_agent", o.user_agent, 200),
+        check_boolean(fname, "verify", o.verify))
+    if err then raise(err, 2) end
     local host, herr = hosts.resolve(o.host)
     if not host then raise(invalid(fname, "host", herr), 2) end
 
@@ -99,7 +97,10 @@ function _M.new(opts)
     local ua = "leadpipe-lua/" .. VERSION .. " " .. wire .. " " .. _VERSION:gsub(" ", "/")
     if o.user_agent then ua = ua .. " " .. o.user_agent end
 
-    local transport = http.new{
+    if host.transport ~= nil and (type(host.transport) ~= "string" or not host.transport:find("^%a%w*$")) then
+        raise(invalid(fname, "host", "has a transport that is not a wire name like \"curl\""), 2)
+    end
+    local ok, transport = pcall(http.new, {
         base_url = base_url,
         api_key = api_key,
         host = host,
@@ -113,7 +114,14 @@ function _M.new(opts)
         user_agent = ua,
         verify = o.verify ~= false,
         logger = o.logger,
-    }
+    })
+    if not ok then
+        -- a wire that cannot load or start (an unknown transport, no memory): never a raw raise
+        raise(errors.new("invalid_argument", fname .. ": host transport "
+            .. tostring(host.transport or "curl") .. " cannot start: "
+            .. tostring(transport):gsub("^[^:\n]*:%d+: ", ""):gsub("\n.*", ""),
+            { code = "INVALID_ARGUMENT", argument = "host" }), 2)
+    end
     return setmetatable({
         base_url = base_url,
         host = host,
@@ -130,7 +138,9 @@ Client.__tostring = function(c)
 end
 
 --- Closes the client's connections; in-flight requests are abandoned. Idempotent.
+-- Later calls return (iterators raise) an error of kind "closed".
 function Client:close()
+    self.closed = true
     self.transport:close()
 end
 Client.__close = Client.close
@@ -146,71 +156,50 @@ local function run_path(aud, run_id)
 end
 
 -- The `data` of a response envelope: returns data, or nil, err for the transport's error
--- (status nil) or a body without a data table.
+-- (status nil) or a body without a data object (an array for list_runs).
+-- The calls whose `data` is an array; every other call's is an object.
+local ARRAY_DATA = { list_runs = true, audiences = true }
+
 local function data_of(what, status, headers_or_err, body)
     if not status then return nil, headers_or_err end
-    if type(body) ~= "table" or type(body.data) ~= "table" then
-        return nil, errors.new("decode", what .. " response has no data", { status = status })
+    local data = type(body) == "table" and body.data
+    local want_array = ARRAY_DATA[what] == true
+    if type(data) ~= "table" or (getmetatable(data) == core.array_mt) ~= want_array then
+        return nil, errors.new("decode", what .. " response has no data " .. (want_array and "array"
+            or "object"), { status = status, code = "BAD_RESPONSE" })
     end
-    return body.data
+    return data
 end
 
 local function check_run_ids(fname, aud, run_id)
     return check_id(fname, "audience_id", aud) or check_id(fname, "run_id", run_id)
 end
 
-local function empty_array()
-    return setmetatable({}, core.array_mt)
-end
-
--- Turns a results response (202 or 200) into a page table.
-local function to_page(status, body, limit, offset)
-    local data = type(body) == "table" and body.data
-    if type(data) ~= "table" then
-        return nil, errors.new("decode", "results response has no data object", { status = status })
-    end
-    local run = type(data.run) == "table" and data.run or {}
-    local results = type(data.results) == "table" and data.results or empty_array()
-    local page = {
-        run = run,
-        results = results,
-        limit = data.limit or limit,
-        offset = data.offset or offset,
-        request_id = type(body.meta) == "table" and body.meta.request_id or nil,
-    }
-    if status == 202 then
-        page.state = data.state or run.status or "running"
-        page.total = data.total or 0
-    else
-        page.state = "completed"
-        local total = data.total or run.resultCount
-        if not is_integer(total) then
-            -- No total: a short page is the last one.
-            total = offset + #results + (#results >= limit and 1 or 0)
-        end
-        page.total = total
-    end
-    return page
-end
-
--- page.rows is how many rows the page had; page.kept, when a decoder with a pushed-down
--- `where` built only some of them (then page.results holds just those), how many it kept.
-local function finish_page(self, call, limit, offset)
+-- Finishes a results call and checks the page invariants (leadpipe.page); `seen` is what
+-- the same read learnt from its pages so far ({ total =, ids = }), or nil. page.rows is how
+-- many rows the page had; page.kept, when a decoder with a pushed-down `where` built only
+-- some of them (then page.results holds just those), how many it kept.
+local function finish_page(self, call, limit, offset, seen)
     local status, headers, body, nrows, nkept = self.transport:finish(call)
     if not status then return nil, headers end
-    local page, err = to_page(status, body, limit, offset)
+    local page, err = page_mod.from_response(status, headers, body, {
+        limit = limit, offset = offset, prev_total = seen and seen.total,
+        prev_ids = seen and seen.ids, scrub = self.transport:scrubber(),
+        rows = nkept and nrows, kept = nkept,
+    })
     if page then
-        page.rows = nrows or #page.results
+        page.rows = nrows and nkept and nrows or #page.results
         page.kept = nkept
     end
     return page, err
 end
 
-local function start_page(self, aud, run_id, limit, offset, decode)
+local function start_page(self, aud, run_id, limit, offset, decode, deadline)
     return self.transport:start{
         path = run_path(aud, run_id) .. "/results",
         query = { limit = limit, offset = offset },
         decode = decode,
+        deadline = deadline,
     }
 end
 
@@ -221,6 +210,7 @@ end
 -- second run; the run echoes it in run.idempotencyKey.
 function Client:create_run(aud, opts)
     local fname = "create_run"
+    if self.closed then return nil, closed(fname) end
     local herr = host_check(self, fname)
     if herr then return nil, herr end
     local o, err = check_opts(fname, opts, set{ "idempotency_key" })
@@ -229,10 +219,8 @@ function Client:create_run(aud, opts)
     if err then return nil, err end
     local key = o.idempotency_key
     if key ~= nil then
-        if type(key) ~= "string" or #key == 0 or #key > 120 or key:find("[%c]") then
-            return nil, invalid(fname, "idempotency_key",
-                "must be a string of 1 to 120 printable characters")
-        end
+        err = args.check_idempotency_key(fname, "idempotency_key", key)
+        if err then return nil, err end
     else
         key = core.uuid()
     end
@@ -247,6 +235,7 @@ end
 --- client:list_runs(audience_id, { limit = 25 }) -> array of runs, newest first | nil, err
 function Client:list_runs(aud, opts)
     local fname = "list_runs"
+    if self.closed then return nil, closed(fname) end
     local herr = host_check(self, fname)
     if herr then return nil, herr end
     local o, err = check_opts(fname, opts, set{ "limit" })
@@ -262,6 +251,7 @@ end
 --- client:cancel_run(audience_id, run_id) -> run | nil, err  (only a queued run can be cancelled)
 function Client:cancel_run(aud, run_id)
     local fname = "cancel_run"
+    if self.closed then return nil, closed(fname) end
     local herr = host_check(self, fname)
     if herr then return nil, herr end
     local err = check_run_ids(fname, aud, run_id)
@@ -275,7 +265,7 @@ local RESULTS_OPTS = set{ "limit", "offset" }
 
 local function check_page_args(fname, aud, run_id, o)
     return first(check_run_ids(fname, aud, run_id),
-        check_int(fname, "limit", o.limit, 1, 500), check_int(fname, "offset", o.offset, 0))
+        check_int(fname, "limit", o.limit, 1, 500), check_int(fname, "offset", o.offset, 0, 2 ^ 53))
 end
 
 --- client:results(audience_id, run_id, { limit = 100, offset = 0 }) -> page | nil, err
@@ -283,6 +273,7 @@ end
 -- A failed or cancelled run is an error of kind run_failed / run_cancelled with err.run.
 function Client:results(aud, run_id, opts)
     local fname = "results"
+    if self.closed then return nil, closed(fname) end
     local herr = host_check(self, fname)
     if herr then return nil, herr end
     local o, err = check_opts(fname, opts, RESULTS_OPTS)
@@ -293,22 +284,31 @@ function Client:results(aud, run_id, opts)
     return finish_page(self, start_page(self, aud, run_id, limit, offset), limit, offset)
 end
 
--- Polls with a growing interval until `fetch()` returns a completed page, the deadline
--- passes (kind "timeout") or an error. fetch() -> page | nil, err.
+-- One results page for a waiting loop: the request in flight is cut at the deadline.
+local function fetch_page(self, aud, run_id, limit, offset, deadline)
+    return finish_page(self, start_page(self, aud, run_id, limit, offset, nil, deadline), limit, offset)
+end
+
+-- Polls with a growing interval until `fetch(deadline)` returns a completed page, the
+-- deadline passes (kind "timeout", also when it cuts a request in flight) or an error.
+-- fetch(deadline) -> page | nil, err.
 local function poll_until_complete(self, fetch, run_id, o)
     local host = self.host
     local timeout = o.timeout or self.wait_timeout
     local interval = o.interval or self.poll_interval
     local max_interval = o.max_interval or self.max_poll_interval
     local deadline = host.now() + timeout
+    local state = "pending"
     while true do
-        local page, err = fetch()
-        if not page then return nil, err end
-        if page.state == "completed" then return page end
-        if o.on_poll then o.on_poll(page) end
+        local p, err = fetch(deadline)
+        if not p and err.kind == "timeout" and host.now() >= deadline then p = { state = state } end
+        if not p then return nil, err end
+        if p.state == "completed" then return p end
+        state = p.state
+        if o.on_poll and p.run then o.on_poll(p) end
         local left = deadline - host.now()
         if left <= 0 then
-            return nil, errors.new("timeout", "run " .. run_id .. " still " .. tostring(page.state)
+            return nil, errors.new("timeout", "run " .. run_id .. " still " .. tostring(p.state)
                 .. " after " .. timeout .. " s", { code = "WAIT_TIMEOUT", retryable = true })
         end
         host.sleep(min(interval, left))
@@ -329,18 +329,20 @@ end
 --  on_poll = function(page) end }) -> completed run | nil, err
 function Client:wait_run(aud, run_id, opts)
     local fname = "wait_run"
+    if self.closed then return nil, closed(fname) end
     local herr = host_check(self, fname)
     if herr then return nil, herr end
     local o, err = check_opts(fname, opts, WAIT_OPTS)
     if not o then return nil, err end
     err = check_run_ids(fname, aud, run_id) or check_wait_opts(fname, o)
     if err then return nil, err end
-    local page
-    page, err = poll_until_complete(self, function()
-        return self:results(aud, run_id, { limit = 1 })
+    local p
+    p, err = poll_until_complete(self, function(deadline)
+        if self.closed then return nil, closed(fname) end
+        return fetch_page(self, aud, run_id, 1, 0, deadline)
     end, run_id, o)
-    if not page then return nil, err end
-    return page.run
+    if not p then return nil, err end
+    return p.run
 end
 
 local PAGES_OPTS = set{ "limit", "offset", "wait", "prefetch", "timeout", "interval", "max_interval",
@@ -358,13 +360,14 @@ local DEFAULT_PREFETCH = 8
 -- When a page has arrived, the requests that refill the window are sent before the page
 -- is decoded (http.lua's on_arrival), so the wire never idles while we decode.
 -- o.decode (from people()) replaces core.decode for result bodies.
-local function page_iterator(self, aud, run_id, o)
+local function page_iterator(self, aud, run_id, o, fname)
     local limit, cap = o.limit or 100, o.prefetch or DEFAULT_PREFETCH
     local window = min(2, cap)
     local transport, host, decode = self.transport, self.host, o.decode
     local next_offset = o.offset or 0 -- offset of the next page handed out
     local ahead                       -- offset of the next page to request
     local total
+    local seen = {} -- what the pages so far said: total, the edge row ids of the last one
     local done = false
     local inflight = {} -- { offset =, call = }, in offset order
 
@@ -391,7 +394,7 @@ local function page_iterator(self, aud, run_id, o)
             arrived = host.now()
             if total then refill() end
         end
-        local page, err = finish_page(self, call, limit, offset)
+        local page, err = finish_page(self, call, limit, offset, seen)
         if call.rate_limited then
             window = window > 1 and floor(window / 2) or 1
         elseif arrived and arrived - asked > 0.001 and window < cap then
@@ -400,8 +403,8 @@ local function page_iterator(self, aud, run_id, o)
         return page, err
     end
 
-    local function fetch_at(offset)
-        return finish_slot(start_page(self, aud, run_id, limit, offset, decode), offset)
+    local function fetch_at(offset, deadline)
+        return finish_slot(start_page(self, aud, run_id, limit, offset, decode, deadline), offset)
     end
 
     local function first_page()
@@ -414,7 +417,10 @@ local function page_iterator(self, aud, run_id, o)
             end
             return page, err
         end
-        return poll_until_complete(self, function() return fetch_at(next_offset) end, run_id, o)
+        return poll_until_complete(self, function(deadline)
+            if self.closed then return nil, closed(fname) end
+            return fetch_at(next_offset, deadline)
+        end, run_id, o)
     end
 
     local function next_page()
@@ -436,7 +442,13 @@ local function page_iterator(self, aud, run_id, o)
     local function iter()
         if done then return nil end
         local page, err
-        if total == nil then page, err = first_page() else page, err = next_page() end
+        if self.closed then
+            err = closed(fname)
+        elseif total == nil then
+            page, err = first_page()
+        else
+            page, err = next_page()
+        end
         if page and page.state ~= "completed" then
             err = errors.new("http", "run " .. run_id .. " went back to " .. tostring(page.state),
                 { status = 202 })
@@ -449,14 +461,9 @@ local function page_iterator(self, aud, run_id, o)
         end
         local is_first = total == nil
         total = page.total
+        seen.total, seen.ids = total, page_mod.edge_ids(page)
         local n = page.rows
         page.offset = next_offset
-        if n == 0 and next_offset < total then
-            done = true
-            drop_inflight()
-            error(errors.new("http", ("empty page at offset %d although total is %d"):format(
-                next_offset, total), { code = "SHORT_RESULTS" }), 0)
-        end
         next_offset = next_offset + n
         if next_offset >= total then
             done = true
@@ -491,13 +498,14 @@ end
 -- unless wait = false. `prefetch` pages are requested ahead while the caller works.
 function Client:pages(aud, run_id, opts)
     local fname = "pages"
+    if self.closed then error(closed(fname), 2) end
     local herr = host_check(self, fname)
     if herr then error(herr, 2) end
     local o, err = check_opts(fname, opts, PAGES_OPTS)
     if not o then error(err, 2) end
     err = check_iter_args(fname, aud, run_id, o)
     if err then error(err, 2) end
-    return page_iterator(self, aud, run_id, o)
+    return page_iterator(self, aud, run_id, o, fname)
 end
 
 local PEOPLE_OPTS = set{ "limit", "offset", "wait", "prefetch", "timeout", "interval", "max_interval",
@@ -534,6 +542,7 @@ end
 -- JSON text (for writing JSON lines without building tables); `filter` is then not allowed.
 function Client:people(aud, run_id, opts)
     local fname = "people"
+    if self.closed then error(closed(fname), 2) end
     local herr = host_check(self, fname)
     if herr then error(herr, 2) end
     local o, err = check_opts(fname, opts, PEOPLE_OPTS)
@@ -551,12 +560,13 @@ function Client:people(aud, run_id, opts)
     if not ok then error(decode, 2) end
     local page_opts = { decode = decode }
     for k in pairs(PAGES_OPTS) do page_opts[k] = o[k] end
-    local pages, _, _, closer = page_iterator(self, aud, run_id, page_opts)
+    local pages, _, _, closer = page_iterator(self, aud, run_id, page_opts, fname)
     local on_page, pred = o.on_page, o.filter
     local encode = o.raw and not decode and require("leadpipe.json").encode
     local transport = self.transport
     local results, i = nil, 0
     local iter = function()
+        if self.closed then error(closed(fname), 0) end
         while true do
             if results then
                 i = i + 1
@@ -599,6 +609,7 @@ _M.internal = {
     audience_path = audience_path, run_path = run_path, data_of = data_of,
     check_run_ids = check_run_ids, check_wait_opts = check_wait_opts,
     poll_until_complete = poll_until_complete, WAIT_OPTS = WAIT_OPTS, host_check = host_check,
+    closed = closed,
 }
 require("leadpipe.audiences").install(Client, _M.internal)
 require("leadpipe.exports").install(Client, _M.internal)

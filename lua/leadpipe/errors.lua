@@ -2,7 +2,8 @@
 --
 -- An error is a plain table with a metatable:
 --   kind         "network", "timeout", "http", "auth", "rate_limited", "not_found",
---                "run_failed", "run_cancelled", "not_ready", "decode", "invalid_argument"
+--                "run_failed", "run_cancelled", "not_ready", "decode", "invalid_argument",
+--                "closed" (a call on a closed client; err.call names it)
 --   status       HTTP status (nil for transport failures and argument errors)
 --   code         the API's error code ("RUN_FAILED", "NOT_FOUND", ...) or a transport kind
 --   message      one line for people
@@ -11,7 +12,8 @@
 --   retry_after  seconds the server asked to wait (429/503), if it said
 --   run          for run_failed/run_cancelled: { id, status, errorCode, errorMessage }
 --   method, path the request that failed (path without the query string's secrets: there are none)
--- It never holds the API key: every message that came from outside is scrubbed by http.lua.
+-- It never holds the API key: every field that came from outside (message, code,
+-- request_id, run) is scrubbed (leadpipe.scrub) where http.lua and page.lua build it.
 
 local setmetatable, getmetatable = setmetatable, getmetatable
 local tostring, type = tostring, type

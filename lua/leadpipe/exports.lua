@@ -76,6 +76,7 @@ function _M.install(Client, h)
     -- (like wait_run; kind "timeout" after `timeout` seconds).
     function Client:stats(aud, run_id, opts)
         local fname = "stats"
+        if self.closed then return nil, h.closed(fname) end
         local herr = h.host_check(self, fname)
         if herr then return nil, herr end
         local o, err = check_opts(fname, opts, STATS_OPTS)
@@ -141,6 +142,7 @@ function _M.install(Client, h)
     -- On any failure no file is left at `path` (nor a temporary one).
     function Client:export_csv(aud, run_id, opts)
         local fname = "export_csv"
+        if self.closed then return nil, h.closed(fname) end
         local herr = h.host_check(self, fname)
         if herr then return nil, herr end
         local o, err = check_opts(fname, opts, EXPORT_OPTS)
@@ -207,6 +209,7 @@ function _M.install(Client, h)
     -- A pending run: kind "not_ready".
     function Client:create_export(aud, run_id, opts)
         local fname = "create_export"
+        if self.closed then return nil, h.closed(fname) end
         local herr = h.host_check(self, fname)
         if herr then return nil, herr end
         local o, err = check_opts(fname, opts, NO_OPTS)
@@ -221,6 +224,7 @@ function _M.install(Client, h)
     --- client:export(audience_id, run_id, export_id) -> same shape as create_export | nil, err
     function Client:export(aud, run_id, export_id, opts)
         local fname = "export"
+        if self.closed then return nil, h.closed(fname) end
         local herr = h.host_check(self, fname)
         if herr then return nil, herr end
         local o, err = check_opts(fname, opts, NO_OPTS)

@@ -2,8 +2,8 @@
 --
 -- A transport moves its bytes through a "wire" (leadpipe.transport.curl by default, or
 -- leadpipe.transport.cosocket when the host names it): see transport/curl.lua for the
--- wire's five methods. A call is started with transport:start(spec),
--- which sends its first attempt at once and never waits, and finished with
+-- wire's five methods. A call is started with transport:start(spec), which sends its
+-- first attempt at once (unless the rate gate is shut) and never waits, and finished with
 -- transport:finish(call), which waits through the client's host, retries what a retry can
 -- cure, and returns
 --     status, headers, decoded_body        on a 2xx (decoded_body nil for an empty body;
@@ -17,12 +17,21 @@
 -- the same Idempotency-Key on every attempt.
 -- Redirects are followed here, not in curl, and the API key is sent only to the origin of
 -- base_url.
+-- The rate gate: a 429/503 with Retry-After pauses every request of the transport until
+-- that time (gate_until, host clock): a new send waits for it, and a retry of a request
+-- that was already in flight waits for it too, whatever its own response said.
+-- Deadlines: spec.deadline (host clock) cuts the wait for the request in flight (the
+-- wire drops it) and any backoff or gate wait that would pass it.
+-- Everything that came from the network is scrubbed (leadpipe.scrub) before it reaches
+-- an error object or a log event; a closed transport answers with kind "closed".
 
 local core = require "leadpipe.core"
 local errors = require "leadpipe.errors"
+local scrubber = require "leadpipe.scrub"
 
-local setmetatable, type, tostring, tonumber, pairs = setmetatable, type, tostring, tonumber, pairs
-local floor, min, random = math.floor, math.min, math.random
+local setmetatable, type, tostring, tonumber, pairs, pcall = setmetatable, type, tostring, tonumber,
+    pairs, pcall
+local floor, min, max, random = math.floor, math.min, math.max, math.random
 local concat, sort = table.concat, table.sort
 local os_time = os.time
 
@@ -109,24 +118,21 @@ function _M.parse_retry_after(value, now)
     return delta > 0 and delta or 0
 end
 
--- Replaces every occurrence of the key in s (plain text) by a mask.
-local function scrub(s, key)
-    if type(s) ~= "string" or not key or key == "" then return s end
-    local out, i = {}, 1
-    while true do
-        local a, b = s:find(key, i, true)
-        if not a then break end
-        out[#out + 1] = s:sub(i, a - 1)
-        out[#out + 1] = "[REDACTED]"
-        i = b + 1
-    end
-    out[#out + 1] = s:sub(i)
-    return concat(out)
-end
+-- The key masked as a whole token (see leadpipe.scrub).
+local scrub = scrubber.string
 _M.scrub = scrub
 
--- Builds the error for a non-2xx response from its (possibly JSON) body.
-local function error_from_response(status, headers, body, method, path)
+-- A short printable form of a value that came from the network, scrubbed.
+local function clean(v, key, limit)
+    if v == nil then return nil end
+    if type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "boolean" then return nil end
+    v = scrub(tostring(v), key)
+    return (v:sub(1, limit or 200):gsub("%c", " "))
+end
+
+-- Builds the error for a non-2xx response from its (possibly JSON) body; every field that
+-- came from the server is scrubbed of the key.
+local function error_from_response(status, headers, body, method, path, key)
     local decoded = body and body ~= "" and core.decode(body) or nil
     local code, message, run
     local request_id = headers["x-request-id"]
@@ -152,10 +158,11 @@ local function error_from_response(status, headers, body, method, path)
         elseif run.status == "cancelled" or code == "RUN_CANCELLED" then kind = "run_cancelled" end
     end
     local retry_after = _M.parse_retry_after(headers["retry-after"])
-    return errors.new(kind, message or ("HTTP " .. status), {
+    if type(run) == "table" then run = scrubber.deep(run, key) else run = nil end
+    return errors.new(kind, clean(message, key, 500) or ("HTTP " .. status), {
         status = status,
-        code = code,
-        request_id = request_id,
+        code = clean(code, key, 100),
+        request_id = clean(request_id, key),
         retryable = errors.status_retryable(status),
         retry_after = retry_after,
         run = run,
@@ -183,38 +190,92 @@ function _M.new(cfg)
         logger = cfg.logger,
     }, Transport)
     secrets[t] = cfg.api_key
+    t.gate_until = 0
     return t
 end
 
+--- The transport's scrubber (leadpipe.scrub.new with its key), for pages and errors built
+-- above it.
+function Transport:scrubber()
+    local s = self.scrub_fn
+    if not s then
+        s = scrubber.new(secrets[self])
+        self.scrub_fn = s
+    end
+    return s
+end
+
+-- Events carry `at` (host clock); every string in them is scrubbed.
 function Transport:log(event)
     local logger = self.logger
     if logger then
-        event.message = scrub(event.message, secrets[self])
+        local key = secrets[self]
+        for k, v in pairs(event) do
+            if type(v) == "string" then event[k] = scrub(v, key) end
+        end
+        event.at = self.host.now()
         pcall(logger, event)
     end
 end
 
--- Sends one attempt of the call (spec.url, spec.method, spec.body, ...).
-local function send(self, call)
+local function closed_error(call)
+    return errors.new("closed", "the client is closed", {
+        code = "CLOSED", method = call.method, path = call.path,
+    })
+end
+
+-- Sends one attempt of the call (spec.url, spec.method, spec.body, ...) unless the rate
+-- gate is shut: then the call is marked `gated` and finish() sends it once the gate opens.
+-- `waited` is the gate time the caller already slept until (the host's clock may be a
+-- fake one): only a gate shut later than that holds the call back.
+-- Returns nil, err when the wire refused the request (an error object, never a raise).
+local function send(self, call, waited)
+    if self.closed then return nil, closed_error(call) end
+    if self.gate_until > (waited or 0) and self.host.now() < self.gate_until then
+        if not call.gated then
+            self:log{ type = "gate", method = call.method, path = call.path, until_at = self.gate_until }
+        end
+        call.gated = true
+        return true
+    end
+    call.gated = nil
     local headers = { accept = "application/json" }
     if call.body then headers["content-type"] = "application/json" end
     if call.idempotency_key then headers["idempotency-key"] = call.idempotency_key end
     if origin_of(call.url) == self.origin then headers["x-api-key"] = secrets[self] end
-    call.req = self.wire:send{
+    local ok, req = pcall(self.wire.send, self.wire, {
         method = call.method, url = call.url, headers = headers, body = call.body,
         stream = call.sink and true or nil, timeout = call.timeout,
-    }
+    })
+    if not ok then
+        call.req = nil
+        local message = scrub(tostring(req), secrets[self]):gsub("^[^:\n]*:%d+: ", "")
+        return nil, errors.new("network", message, {
+            code = "internal", retryable = false, method = call.method, path = call.path,
+        })
+    end
+    call.req = req
     call.started = self.host.now()
+    self:log{ type = "send", method = call.method, path = call.path, attempt = call.attempt }
+    return true
+end
+
+-- Shuts the rate gate for `seconds` from now (it only ever moves later).
+local function shut_gate(self, seconds)
+    local t = self.host.now() + seconds
+    if t > self.gate_until then self.gate_until = t end
 end
 
 --- Starts a call: { method=, path=, query=, body=, idempotency_key=, raw=, deadline=,
--- decode=, sink=, timeout= }. `decode(body)` replaces core.decode for a 2xx body (value,
--- a, b | nil, msg; finish returns a and b after the value). Before a 2xx body is decoded,
--- finish calls call.on_arrival() once when the caller set it, and a call that met a 429 or
--- 503 has call.rate_limited set. The first attempt is on the wire when this returns;
--- nothing waits. With sink = function(chunk) -> true|nil, the body of a 200 goes to it
--- piece by piece (finish then returns status, headers, nil) and is never held whole; once a
--- piece has gone to the sink the call is not retried. timeout: seconds for the whole transfer.
+-- decode=, sink=, timeout= }. The first attempt is on the wire when this returns (unless
+-- the rate gate is shut: then finish() sends it when the gate opens); nothing waits.
+-- `decode(body)` replaces core.decode for a 2xx body (value, a, b | nil, msg; finish
+-- returns a and b after the value). Before a 2xx body is decoded, finish calls
+-- call.on_arrival() once when the caller set it, and a call that met a 429 or 503 has
+-- call.rate_limited set. With sink = function(chunk) -> true|nil, the body of a 200 goes to
+-- it piece by piece (finish then returns status, headers, nil) and is never held whole;
+-- once a piece has gone to the sink the call is not retried. timeout: seconds for the
+-- whole transfer.
 function Transport:start(spec)
     local call
     call = {
@@ -234,14 +295,16 @@ function Transport:start(spec)
         attempt = 0,
         redirects = 0,
     }
-    send(self, call)
+    local ok, err = send(self, call)
+    if not ok then call.err = err end
     return call
 end
 
 --- Drops a call that is no longer wanted (a prefetched page, an abandoned iterator).
 function Transport:cancel(call)
+    call.gated = nil
     if call.req then
-        self.wire:cancel(call.req)
+        if not self.closed then self.wire:cancel(call.req) end
         call.req = nil
     end
 end
@@ -249,7 +312,7 @@ end
 --- Advances every transfer without waiting (lets prefetched pages arrive while the
 -- caller works).
 function Transport:pump()
-    self.wire:pump()
+    if not self.closed then self.wire:pump() end
 end
 
 -- Delay before the next attempt, or nil when the server asked for more than we allow.
@@ -262,19 +325,55 @@ local function backoff(self, attempt, retry_after)
     return d / 2 + random() * d / 2
 end
 
+-- The error for a deadline that passed (or would pass) before the call could end.
+local function deadline_error(call)
+    return errors.new("timeout", "the deadline passed before the request could end", {
+        code = "timeout", retryable = true, method = call.method, path = call.path,
+    })
+end
+
+-- Waits until the rate gate opens, then sends a gated call. Returns true, or nil, err.
+local function send_when_open(self, call)
+    while call.gated do
+        if self.closed then return nil, closed_error(call) end
+        local target = self.gate_until
+        local wait = target - self.host.now()
+        if call.deadline and self.host.now() + max(wait, 0) >= call.deadline then
+            call.gated = nil
+            return nil, deadline_error(call)
+        end
+        if wait > 0 then self.host.sleep(wait) end
+        local ok, err = send(self, call, target)
+        if not ok then return nil, err end
+    end
+    return true
+end
+
 --- Waits for the call's outcome, retrying and following redirects as needed.
 function Transport:finish(call)
     local key = secrets[self]
     while true do
+        if call.err then
+            local err = call.err
+            call.err = nil
+            err.attempts = call.attempt + 1
+            return nil, err
+        end
+        local ok, gerr = send_when_open(self, call)
+        if not ok then
+            gerr.attempts = call.attempt + 1
+            return nil, gerr
+        end
         local req = call.req
+        if self.closed then return nil, closed_error(call) end
         if not req then
             return nil, errors.new("network", "request was cancelled", { code = "aborted" })
         end
         local status, headers, body
         if call.sink and self.wire.stream then
-            status, headers, body = self.wire:stream(req, call.sink)
+            status, headers, body = self.wire:stream(req, call.sink, call.deadline)
         else
-            status, headers, body = self.wire:wait(req)
+            status, headers, body = self.wire:wait(req, call.deadline)
             if call.sink and status == 200 then
                 if call.sink(body) then
                     body = ""
@@ -284,12 +383,13 @@ function Transport:finish(call)
             end
         end
         call.req = nil
+        if self.closed then return nil, closed_error(call) end
         local err
         if not status then
             local message, kind = headers, body
             -- kind "host": the host cannot do I/O here (an nginx phase without cosockets)
             local ekind = (kind == "timeout" or kind == "host") and kind or "network"
-            err = errors.new(ekind, scrub(message, key), {
+            err = errors.new(ekind, clean(message, key, 500), {
                 code = kind,
                 retryable = kind ~= "too_large" and kind ~= "tls" and kind ~= "aborted" and kind ~= "host",
                 method = call.method,
@@ -300,7 +400,8 @@ function Transport:finish(call)
             call.url = resolve_location(call.url, headers.location)
             if status == 303 then call.method, call.body = "GET", nil end
             self:log{ type = "redirect", method = call.method, path = call.path, status = status }
-            send(self, call)
+            local sok, serr = send(self, call)
+            if not sok then call.err = serr end
         elseif status >= 200 and status < 300 then
             if call.raw or body == "" then
                 self:log{ type = "response", method = call.method, path = call.path, status = status,
@@ -319,32 +420,43 @@ function Transport:finish(call)
                           attempt = call.attempt }
                 return status, headers, data, derr, extra
             end
-            err = errors.new("decode", derr, {
-                status = status, retryable = true, request_id = headers["x-request-id"],
+            err = errors.new("decode", clean(derr, key, 500), {
+                status = status, retryable = true, request_id = clean(headers["x-request-id"], key),
                 method = call.method, path = call.path,
             })
         else
-            err = error_from_response(status, headers, body, call.method, call.path)
-            err.message = scrub(err.message, key)
+            err = error_from_response(status, headers, body, call.method, call.path, key)
         end
         if err then
             if err.status == 429 or err.status == 503 then call.rate_limited = true end
+            if err.retry_after and (err.status == 429 or err.status == 503)
+                and err.retry_after <= self.max_retry_after then
+                shut_gate(self, err.retry_after)
+            end
             local delay = err.retryable and not call.sunk and call.attempt < self.max_retries
                 and backoff(self, call.attempt, err.retry_after)
+            if delay then
+                -- a request that was in flight when the gate shut is not re-sent early
+                delay = max(delay, self.gate_until - self.host.now())
+            end
             if delay and call.deadline and self.host.now() + delay >= call.deadline then
                 delay = nil
             end
             if not delay then
                 self:log{ type = "error", method = call.method, path = call.path, status = err.status,
-                          message = err.message, attempt = call.attempt }
+                          message = err.message, attempt = call.attempt, retry_after = err.retry_after,
+                          code = err.code, request_id = err.request_id }
                 err.attempts = call.attempt + 1
                 return nil, err
             end
             self:log{ type = "retry", method = call.method, path = call.path, status = err.status,
-                      message = err.message, attempt = call.attempt, delay = delay }
+                      message = err.message, attempt = call.attempt, delay = delay,
+                      retry_after = err.retry_after, code = err.code, request_id = err.request_id }
+            local target = self.gate_until
             self.host.sleep(delay)
             call.attempt = call.attempt + 1
-            send(self, call)
+            local sok, serr = send(self, call, target)
+            if not sok then call.err = serr end
         end
     end
 end
@@ -355,6 +467,7 @@ function Transport:request(spec)
 end
 
 function Transport:close()
+    self.closed = true
     self.wire:close()
 end
 
