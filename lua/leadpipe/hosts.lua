@@ -17,7 +17,7 @@
 --       io.poll(fd, on_ready) -> watcher    watcher:start(events) ("r", "w", "rw"; "": watch
 --                                           nothing for now), watcher:close() (idempotent);
 --                                           on_ready(events) runs from the loop ("e" on error)
---       io.timer(on_fire) -> timer          timer:start(ms) (one shot, restarts),
+--       io.timer(on_fire, weak) -> timer    timer:start(ms) (one shot, restarts),
 --                                           timer:stop(), timer:close() (idempotent)
 --     plus the suspension of the running coroutine:
 --       host.waker(fname) -> w       for the running coroutine; raises the check's error
@@ -255,8 +255,11 @@ local function luv_host(name, uv, vim)
                 on_ready(perr and "e" or events)
             end) }, Watcher)
         end,
-        timer = function(on_fire)
-            return setmetatable({ handle = uv.new_timer(), cb = guard("timers", on_fire) }, Timer)
+        timer = function(on_fire, weak)
+            local handle = uv.new_timer()
+            -- a weak timer does not keep the loop running by itself
+            if weak then uv.unref(handle) end
+            return setmetatable({ handle = handle, cb = guard("timers", on_fire) }, Timer)
         end,
     }
 

@@ -151,7 +151,9 @@ local function socket_wait(self, req, deadline)
         if deadline then
             -- (re)armed each turn: a loop's timer may fire a little before the host's clock
             -- says the deadline has come
-            dtimer = dtimer or self.io.timer(function() host.wake(current) end)
+            -- weak: if the coroutine dies at its yield (PUC 5.1 inside a generic for), this
+            -- timer must not keep the loop alive on its own
+            dtimer = dtimer or self.io.timer(function() host.wake(current) end, true)
             dtimer:start(ceil((deadline - host.now()) * 1000) + 1)
         end
         host.await(current)
