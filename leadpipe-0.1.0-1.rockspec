@@ -41,11 +41,15 @@ build = {
             sources = {
                 "csrc/leadpipe.c",
                 "csrc/lp_buffer.c",
+                "csrc/lp_jscan.c",
                 "csrc/lp_json.c",
                 "csrc/lp_request.c",
                 "csrc/lp_session.c",
                 "csrc/lp_util.c",
+                "csrc/lp_where.c",
             },
+            -- The rock builds the lua-cjson decoder; `make` adds csrc/lp_simdjson.cpp
+            -- (C++17, libsimdjson) when simdjson is installed.
             libraries = { "curl" },
             incdirs = { "csrc", "$(CURL_INCDIR)" },
             libdirs = { "$(CURL_LIBDIR)" },
