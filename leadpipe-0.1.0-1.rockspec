@@ -37,6 +37,7 @@ build = {
         ["leadpipe.cli"] = "lua/leadpipe/cli.lua",
         ["leadpipe.mock"] = "lua/leadpipe/mock.lua",
         ["leadpipe.format"] = "lua/leadpipe/format.lua",
+        ["leadpipe.predicate"] = "lua/leadpipe/predicate.lua",
         ["leadpipe.core"] = {
             sources = {
                 "csrc/leadpipe.c",

@@ -188,7 +188,7 @@ describe("leadpipe.core", function()
             assert.are.equal("[ ]", v["k[]"])
         end)
 
-        it("turns integer literals into integers and keeps floats (a fraction or exponent makes one)", function()
+        it("turns integer literals into integers and keeps floats (written with . or e)", function()
             local v = assert(decode('{"n":84,"f":84.5,"neg":-3,"e":1e3,"big":1e19,"z":0}'))
             assert.are.equal(84, v.n)
             assert.are.equal(84.5, v.f)

@@ -24,6 +24,7 @@ local getmetatable = getmetatable
 local lower, find, sub, match, format = string.lower, string.find, string.sub, string.match, string.format
 local concat, sort = table.concat, table.sort
 local huge = math.huge
+local predicate = require "leadpipe.predicate"
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -418,6 +419,57 @@ local function fits(kind, v)
     return true
 end
 
+-- Raises (at the caller of the function `level` levels up) unless spec is a valid where{}
+-- table.
+local function check_where(spec, level)
+    if type(spec) ~= "table" then
+        error("where: spec must be a table (or a predicate function), got " .. type(spec), level + 1)
+    end
+    for k in pairs(spec) do
+        if not where_keys[k] then
+            error(format("where: unknown key %s (valid keys: %s)",
+                type(k) == "string" and format("%q", k) or tostring(k), concat(where_key_list, ", ")),
+                level + 1)
+        end
+    end
+    for _, r in ipairs(where_rules) do
+        local v = spec[r.key]
+        if v ~= nil then
+            if not fits(r.kind, v) then
+                error(format("where: %s %s, got %s", r.key, rule_text[r.kind],
+                    (type(v) == "table" and r.kind ~= "string" and r.kind ~= "number")
+                        and "a table that is not such a list" or type(v)), level + 1)
+            end
+            if r.kind == "string" and not _M.ranks[lower(v)] then
+                error(format("where: seniority_at_least must be a known seniority (%s), got %q",
+                    concat(sorted_keys(_M.ranks), ", "), v), level + 1)
+            end
+        end
+    end
+end
+
+-- The predicate of a checked spec, built from the constructors above (the reference the
+-- generated code is held to, and the fallback when it cannot be loaded).
+local function where_closures(spec)
+    local ps = {}
+    for _, r in ipairs(where_rules) do
+        local v = spec[r.key]
+        if v ~= nil then ps[#ps + 1] = r.build(v) end
+    end
+    if #ps == 0 then return function() return true end end
+    return _M.all((table.unpack or unpack)(ps))
+end
+_M.where_closures = function(spec)
+    check_where(spec, 2)
+    return where_closures(spec)
+end
+
+-- The fast predicate of a checked spec: specialised Lua source (leadpipe.predicate), or the
+-- closures when it cannot be loaded (too many values for one chunk).
+local function where_fast(spec)
+    return predicate.lua(spec, _M.ranks, split_path) or where_closures(spec)
+end
+
 --- where(spec) -> predicate built from a table, as the CLI and config files use:
 --   where{ min_score = 80, max_score = 99, seniority = {"director", "vp"},
 --          seniority_at_least = "director", department = "marketing", country = {"US", "CA"},
@@ -425,36 +477,23 @@ end
 -- Each key builds the predicate of the same name; all of them must hold. A string stands
 -- for a one-item list. An empty spec matches every row. A function is returned unchanged, so
 -- a `where` option may take either. Raises naming the key and the rule on a wrong type, and
--- naming the valid keys on an unknown key.
+-- naming the valid keys on an unknown key. The predicate is Lua source specialised to the spec,
+-- loaded once (see leadpipe.predicate), as fast as a hand-written test.
 function _M.where(spec)
     if is_callable(spec) then return spec end
-    if type(spec) ~= "table" then
-        error("where: spec must be a table (or a predicate function), got " .. type(spec), 2)
-    end
-    for k in pairs(spec) do
-        if not where_keys[k] then
-            error(format("where: unknown key %s (valid keys: %s)",
-                type(k) == "string" and format("%q", k) or tostring(k), concat(where_key_list, ", ")), 2)
-        end
-    end
-    local ps = {}
-    for _, r in ipairs(where_rules) do
-        local v = spec[r.key]
-        if v ~= nil then
-            if not fits(r.kind, v) then
-                error(format("where: %s %s, got %s", r.key, rule_text[r.kind],
-                    (type(v) == "table" and r.kind ~= "string" and r.kind ~= "number")
-                        and "a table that is not such a list" or type(v)), 2)
-            end
-            if r.kind == "string" and not _M.ranks[lower(v)] then
-                error(format("where: seniority_at_least must be a known seniority (%s), got %q",
-                    concat(sorted_keys(_M.ranks), ", "), v), 2)
-            end
-            ps[#ps + 1] = r.build(v)
-        end
-    end
-    if #ps == 0 then return function() return true end end
-    return _M.all((table.unpack or unpack)(ps))
+    check_where(spec, 2)
+    return where_fast(spec)
+end
+
+--- compile(spec) -> { fn = predicate, native = core predicate | nil }
+-- `fn` is where(spec); `native` is the same test compiled by leadpipe.core for its page
+-- decoder (core.decode_page(body, native)), so rows that fail it are never built. `native` is
+-- nil when spec is a function (it cannot be pushed down) and when the core was built without
+-- simdjson (no core.decode_page). Raises like where().
+function _M.compile(spec)
+    if is_callable(spec) then return { fn = spec } end
+    check_where(spec, 2)
+    return { fn = where_fast(spec), native = predicate.native(spec, _M.ranks) }
 end
 
 -- ===== Iterator helpers ====================================================================
