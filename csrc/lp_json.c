@@ -261,6 +261,16 @@ static lp_json_parser_t *new_parser(lua_State *L)
     p->busy = 0;
     luaL_getmetatable(L, LP_PARSER_MT);
     lua_setmetatable(L, -2);
+    {
+        /* the string cache (see lp_simdjson.h), its array part filled */
+        int i;
+        lua_createtable(L, LP_SJ_CACHE_SLOTS, 0);
+        for (i = 1; i <= LP_SJ_CACHE_SLOTS; i++) {
+            lua_pushboolean(L, 0);
+            lua_rawseti(L, -2, i);
+        }
+        lp_setuservalue(L, -2);
+    }
     p->sj = lp_sj_new();
     if (p->sj == NULL)
         luaL_error(L, "decode: out of memory");
@@ -318,18 +328,21 @@ static lp_json_parser_t *push_parser(lua_State *L)
 }
 
 /* Builds the document under lua_pcall (see build_call).
- * Stack in: parser, array_mt, pred or nil, raw, page. Out: value [nrows nkept]. */
+ * Stack in: parser, array_mt, pred or nil, raw, page. Out: value [nrows nkept]. The
+ * parser's user value is its string cache. */
 static int build_protected(lua_State *L)
 {
     lp_json_parser_t *p = (lp_json_parser_t *)lua_touserdata(L, 1);
+    lua_settop(L, 5);
+    lp_getuservalue(L, 1); /* 6: the string cache */
     if (lua_toboolean(L, 5)) {
         lua_Integer nrows = 0, nkept = 0;
-        lp_sj_push_page(L, p->sj, 2, lp_where_opt(L, 3), lua_toboolean(L, 4), &nrows, &nkept);
+        lp_sj_push_page(L, p->sj, 2, 6, lp_where_opt(L, 3), lua_toboolean(L, 4), &nrows, &nkept);
         lua_pushinteger(L, nrows);
         lua_pushinteger(L, nkept);
         return 3;
     }
-    lp_sj_push(L, p->sj, 2);
+    lp_sj_push(L, p->sj, 2, 6);
     return 1;
 }
 

@@ -59,9 +59,17 @@ static_assert(std::is_trivially_destructible<element>::value
                   && std::is_trivially_destructible<luaL_Buffer>::value,
               "values live across Lua calls that may longjmp");
 
+/* A slot of the string cache: the text of the Lua string held at the same
+ * index of the cache table (len SIZE_MAX: empty). */
+struct lp_sj_slot {
+    const char *s;
+    size_t len;
+};
+
 struct lp_sj {
     simdjson::dom::parser parser;
     element root;
+    lp_sj_slot slots[LP_SJ_CACHE_SLOTS];
 };
 
 namespace {
@@ -521,8 +529,37 @@ struct lp_page {
 struct lp_build {
     lua_State *L;
     int array_mt;
+    int cache;
+    lp_sj *sj;
     lp_page *page; /* NULL outside decode_page */
 };
+
+/* Pushes the string s, from the cache when it is there. The cache table's
+ * array part exists already, so lua_rawseti there never allocates: the slot
+ * and the table change together or not at all. */
+void push_string(const lp_build &b, std::string_view s)
+{
+    lua_State *L = b.L;
+    size_t n = s.size();
+    if (n > LP_SJ_CACHE_LEN || n == 0) {
+        lua_pushlstring(L, s.data(), n);
+        return;
+    }
+    const unsigned char *p = reinterpret_cast<const unsigned char *>(s.data());
+    unsigned h = (unsigned)n * 0x9E37u ^ (unsigned)p[0] * 0x1F1u ^ (unsigned)p[n - 1] * 0x3Bu
+                 ^ (unsigned)p[n / 2] * 0x101u ^ (unsigned)p[n / 3] << 4;
+    h = (h ^ (h >> 9)) & (LP_SJ_CACHE_SLOTS - 1);
+    lp_sj_slot &e = b.sj->slots[h];
+    if (e.len == n && std::memcmp(e.s, p, n) == 0) {
+        lua_rawgeti(L, b.cache, (int)h + 1);
+        return;
+    }
+    lua_pushlstring(L, s.data(), n);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, b.cache, (int)h + 1);
+    e.s = lua_tostring(L, -1);
+    e.len = n;
+}
 
 /* Page levels of push_object. */
 enum { LP_PLAIN = 0, LP_DATA = 1, LP_ROOT = 2 };
@@ -564,13 +601,13 @@ void push_object(const lp_build &b, object o, int level)
         if (is_null(v)) {
             /* last wins: a null after the same key removes it */
             if (key_before(o, idx, k)) {
-                lua_pushlstring(L, k.data(), k.size());
+                push_string(b, k);
                 lua_pushnil(L);
                 lua_rawset(L, -3);
             }
             continue;
         }
-        lua_pushlstring(L, k.data(), k.size());
+        push_string(b, k);
         if (level == LP_ROOT && v.type() == element_type::OBJECT && same_key(k, "data", 4))
             push_object(b, v.get_object().value_unsafe(), LP_DATA);
         else if (level == LP_DATA && v.type() == element_type::ARRAY && same_key(k, "results", 7))
@@ -604,11 +641,9 @@ void push_value(const lp_build &b, element e)
     case element_type::DOUBLE:
         lua_pushnumber(L, (lua_Number)e.get_double().value_unsafe());
         break;
-    case element_type::STRING: {
-        std::string_view s = e.get_string().value_unsafe();
-        lua_pushlstring(L, s.data(), s.size());
+    case element_type::STRING:
+        push_string(b, e.get_string().value_unsafe());
         break;
-    }
     case element_type::BOOL:
         lua_pushboolean(L, e.get_bool().value_unsafe() ? 1 : 0);
         break;
@@ -679,6 +714,10 @@ extern "C" lp_sj_t *lp_sj_new(void)
         lp_sj_t *sj = new (std::nothrow) lp_sj_t();
         if (sj == nullptr)
             return nullptr;
+        for (lp_sj_slot &e : sj->slots) {
+            e.s = nullptr;
+            e.len = (size_t)-1;
+        }
         if (sj->parser.allocate(4096, LP_JSON_MAX_DEPTH) != simdjson::SUCCESS) {
             delete sj;
             return nullptr;
@@ -708,17 +747,18 @@ extern "C" const char *lp_sj_parse(lp_sj_t *sj, const char *text, size_t len)
     }
 }
 
-extern "C" void lp_sj_push(lua_State *L, lp_sj_t *sj, int array_mt)
+extern "C" void lp_sj_push(lua_State *L, lp_sj_t *sj, int array_mt, int cache)
 {
-    lp_build b = { L, array_mt, nullptr };
+    lp_build b = { L, array_mt, cache, sj, nullptr };
     push_value(b, sj->root);
 }
 
-extern "C" void lp_sj_push_page(lua_State *L, lp_sj_t *sj, int array_mt, const lp_where_t *pred,
-                                int raw, lua_Integer *nrows, lua_Integer *nkept)
+extern "C" void lp_sj_push_page(lua_State *L, lp_sj_t *sj, int array_mt, int cache,
+                                const lp_where_t *pred, int raw, lua_Integer *nrows,
+                                lua_Integer *nkept)
 {
     lp_page pg = { pred, raw, 0, 0 };
-    lp_build b = { L, array_mt, &pg };
+    lp_build b = { L, array_mt, cache, sj, &pg };
     if (sj->root.type() == element_type::OBJECT)
         push_object(b, sj->root.get_object().value_unsafe(), LP_ROOT);
     else

