@@ -227,7 +227,8 @@ static int lp_json_decode_cjson(lua_State *L)
 #define LP_SJ_ARRAY_MT lua_upvalueindex(2)
 #define LP_SJ_CJSON lua_upvalueindex(3) /* lp_json_decode_cjson */
 
-/* Texts up to this size keep their padded copy between calls. */
+/* Texts up to this size keep their padded copy, and the parser its memory,
+ * between calls. */
 #define LP_KEEP_BUFFER (8u << 20)
 
 /* A simdjson parser and the padded copy of the text it parses. busy is set
@@ -369,6 +370,7 @@ static void build_call(lua_State *L, int pi, int pred, int raw, int page)
         free(p->buf);
         p->buf = NULL;
         p->cap = 0;
+        lp_sj_shrink(p->sj);
     }
     if (status != 0)
         lua_error(L);

@@ -733,6 +733,17 @@ extern "C" void lp_sj_free(lp_sj_t *sj)
     delete sj;
 }
 
+extern "C" void lp_sj_shrink(lp_sj_t *sj)
+{
+    try {
+        simdjson::error_code err = sj->parser.allocate(4096, LP_JSON_MAX_DEPTH);
+        (void)err; /* on failure the next parse allocates what it needs */
+    } catch (...) {
+        /* the same */
+    }
+    sj->root = element();
+}
+
 extern "C" const char *lp_sj_parse(lp_sj_t *sj, const char *text, size_t len)
 {
     try {

@@ -34,6 +34,10 @@ LP_PRIVATE lp_sj_t *lp_sj_new(void);
 /* Frees a parser; NULL is fine. */
 LP_PRIVATE void lp_sj_free(lp_sj_t *sj);
 
+/* Gives back the memory the parser keeps for large documents (it keeps the
+ * capacity of the largest text parsed so far). */
+LP_PRIVATE void lp_sj_shrink(lp_sj_t *sj);
+
 /* Parses text[0..len) (followed by lp_sj_padding() readable bytes). Returns
  * NULL, or simdjson's message (a static string) when the text is not JSON
  * that simdjson accepts. */
