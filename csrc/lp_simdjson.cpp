@@ -591,6 +591,7 @@ void push_object(const lp_build &b, object o, int level)
     lua_State *L = b.L;
     int n = 0;
     size_t idx = 0;
+    uint64_t seen = 0; /* a bit per key (length and first byte) set so far */
     for (object::iterator it = o.begin(); it != o.end(); ++it)
         n += !is_null(it.value());
     luaL_checkstack(L, 3, "decode: nested too deeply");
@@ -598,15 +599,17 @@ void push_object(const lp_build &b, object o, int level)
     for (object::iterator it = o.begin(); it != o.end(); ++it, ++idx) {
         std::string_view k = it.key();
         element v = it.value();
+        uint64_t bit = (uint64_t)1 << ((k.size() * 7 + (k.empty() ? 0 : (unsigned char)k[0])) & 63);
         if (is_null(v)) {
             /* last wins: a null after the same key removes it */
-            if (key_before(o, idx, k)) {
+            if ((seen & bit) != 0 && key_before(o, idx, k)) {
                 push_string(b, k);
                 lua_pushnil(L);
                 lua_rawset(L, -3);
             }
             continue;
         }
+        seen |= bit;
         push_string(b, k);
         if (level == LP_ROOT && v.type() == element_type::OBJECT && same_key(k, "data", 4))
             push_object(b, v.get_object().value_unsafe(), LP_DATA);
