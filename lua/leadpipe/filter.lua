@@ -459,6 +459,8 @@ local function where_closures(spec)
     if #ps == 0 then return function() return true end end
     return _M.all((table.unpack or unpack)(ps))
 end
+--- where_closures(spec) -> the predicate of where(spec) built from the constructors only:
+-- the reference that the specs and bench/where_plain.lua hold the generated code to.
 _M.where_closures = function(spec)
     check_where(spec, 2)
     return where_closures(spec)
