@@ -23,6 +23,7 @@ BINDIR      ?= $(PREFIX)/bin
 
 PKG_CONFIG  ?= pkg-config
 CC          ?= cc
+CXX         ?= c++
 # LUA_VERSION=jit builds for LuaJIT (LUA=luajit, pkg-config luajit).
 LUA_INCDIR  ?=
 LUA_CFLAGS  ?= $(if $(LUA_INCDIR),-I$(LUA_INCDIR),$(shell $(PKG_CONFIG) --cflags $(LUA_PC) 2>/dev/null))
@@ -30,22 +31,41 @@ CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
 MHD_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
 MHD_LIBS    ?= $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+# simdjson (C++17) for core.decode: 1 when pkg-config or the header finds it; SIMDJSON=0 forces
+# the lua-cjson decoder (built under build/<version>-cjson, so both builds can be tested).
+SIMDJSON    ?= $(shell $(PKG_CONFIG) --exists simdjson 2>/dev/null && echo 1 || \
+	{ test -f /usr/include/simdjson.h && echo 1; } || echo 0)
+SIMDJSON_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags simdjson 2>/dev/null)
+SIMDJSON_LIBS   ?= $(shell $(PKG_CONFIG) --libs simdjson 2>/dev/null || echo -lsimdjson)
 
 OPTFLAGS    ?= -O2 -g
 WARNFLAGS   ?= -Wall -Wextra -Werror
 CFLAGS      ?= $(OPTFLAGS)
-ALL_CFLAGS   = -std=gnu99 -fPIC $(WARNFLAGS) $(CFLAGS) $(LUA_CFLAGS) -Icsrc
+ALL_CFLAGS   = -std=gnu99 -fPIC $(WARNFLAGS) $(CFLAGS) $(LUA_CFLAGS) -Icsrc $(SJ_DEFS)
+CXXFLAGS    ?= $(OPTFLAGS)
+ALL_CXXFLAGS = -std=c++17 -fPIC $(WARNFLAGS) -O2 $(CXXFLAGS) $(LUA_CFLAGS) -Icsrc $(SJ_DEFS) $(SIMDJSON_CFLAGS)
 LIBFLAG     ?= -shared
 LDFLAGS     ?=
 
+ifeq ($(SIMDJSON),1)
+SJ_DEFS      = -DLP_HAVE_SIMDJSON
+SJ_SRC       = $(wildcard csrc/*.cpp)
+SJ_LIBS      = $(SIMDJSON_LIBS) -lstdc++
 BUILD       ?= build/$(LUA_VERSION)
+else
+SJ_DEFS      =
+SJ_SRC       =
+SJ_LIBS      =
+BUILD       ?= build/$(LUA_VERSION)-cjson
+endif
 OBJ          = $(BUILD)/obj
 
 CORE_SRC     = $(wildcard csrc/*.c)
 CORE_HDR     = $(wildcard csrc/*.h)
 MOCK_SRC     = $(wildcard csrc/mock/*.c)
 MOCK_HDR     = $(wildcard csrc/mock/*.h)
-CORE_OBJ     = $(patsubst csrc/%.c,$(OBJ)/core/%.o,$(CORE_SRC))
+CORE_OBJ     = $(patsubst csrc/%.c,$(OBJ)/core/%.o,$(CORE_SRC)) \
+	$(patsubst csrc/%.cpp,$(OBJ)/core/%.o,$(SJ_SRC))
 MOCK_OBJ     = $(patsubst csrc/mock/%.c,$(OBJ)/mock/%.o,$(MOCK_SRC))
 CORE_SO      = $(BUILD)/leadpipe/core.so
 MOCK_SO      = $(BUILD)/leadpipe/mockserver.so
@@ -81,13 +101,17 @@ $(OBJ)/core/%.o: csrc/%.c $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CURL_CFLAGS) -c $< -o $@
 
+$(OBJ)/core/%.o: csrc/%.cpp $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CXX) $(ALL_CXXFLAGS) -c $< -o $@
+
 $(OBJ)/mock/%.o: csrc/mock/%.c $(MOCK_HDR) csrc/lp_compat.h csrc/lp_util.h csrc/leadpipe.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Icsrc/mock $(MHD_CFLAGS) -c $< -o $@
 
 $(CORE_SO): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) -lz
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) $(SJ_LIBS) -lz
 
 # The fake shares leadpipe.core's option helpers (lp_util.c; hidden symbols in each .so).
 MOCK_SHARED  = $(OBJ)/core/lp_util.o
@@ -101,6 +125,9 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--inline-suppr --suppress=missingIncludeSystem -I csrc -I csrc/mock \
 		$(CORE_SRC) $(MOCK_SRC)
+	cppcheck --quiet --error-exitcode=1 --language=c++ --std=c++17 \
+		--enable=warning,portability,performance --inline-suppr --suppress=missingIncludeSystem \
+		-DLP_HAVE_SIMDJSON -I csrc $(wildcard csrc/*.cpp)
 
 # One busted run over spec/; tools/summary.sh turns its output into the totals line.
 spec: build

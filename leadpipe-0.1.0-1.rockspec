@@ -51,16 +51,21 @@ build = {
         ["leadpipe.cli.progress"] = "lua/leadpipe/cli/progress.lua",
         ["leadpipe.mock"] = "lua/leadpipe/mock.lua",
         ["leadpipe.format"] = "lua/leadpipe/format.lua",
+        ["leadpipe.predicate"] = "lua/leadpipe/predicate.lua",
         ["leadpipe.core"] = {
             sources = {
                 "csrc/leadpipe.c",
                 "csrc/lp_buffer.c",
                 "csrc/lp_inflate.c",
+                "csrc/lp_jscan.c",
                 "csrc/lp_json.c",
                 "csrc/lp_request.c",
                 "csrc/lp_session.c",
                 "csrc/lp_util.c",
+                "csrc/lp_where.c",
             },
+            -- The rock builds the lua-cjson decoder; `make` adds csrc/lp_simdjson.cpp
+            -- (C++17, libsimdjson) when simdjson is installed.
             libraries = { "curl", "z" },
             incdirs = { "csrc", "$(CURL_INCDIR)", "$(ZLIB_INCDIR)" },
             libdirs = { "$(CURL_LIBDIR)", "$(ZLIB_LIBDIR)" },

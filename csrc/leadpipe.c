@@ -2,8 +2,8 @@
  * leadpipe.c: entry point of the C module leadpipe.core.
  *
  * luaopen_leadpipe_core returns a fresh table (no globals) filled by each
- * concern's lp_*_open: sessions and requests (libcurl), decode (lua-cjson plus
- * leadpipe's null and array rules), uuid/sleep/now. See docs/internals.md for
+ * concern's lp_*_open: sessions and requests (libcurl), decode (simdjson or lua-cjson,
+ * with leadpipe's null and array rules), where, uuid/sleep/now. See docs/internals.md for
  * the contract. Lua wraps it in lua/leadpipe/.
  *
  * Copyright (c) leadpipe authors. MIT license (see LICENSE).
@@ -16,6 +16,7 @@
 #include "lp_request.h"
 #include "lp_session.h"
 #include "lp_util.h"
+#include "lp_where.h"
 #include "leadpipe.h"
 
 LP_API int luaopen_leadpipe_core(lua_State *L);
@@ -64,6 +65,7 @@ LP_API int luaopen_leadpipe_core(lua_State *L)
     lp_request_open(L);
     lp_json_open(L);
     lp_inflate_open(L);
+    lp_where_open(L);
     lp_util_open(L);
     lua_pushliteral(L, LP_NAME " " LP_VERSION);
     lua_setfield(L, -2, "_VERSION");

@@ -21,6 +21,7 @@
 #define lp_setfuncs(L, l, nup) luaL_setfuncs((L), (l), (nup))
 /* The value is always a table, which 5.2 requires and every later version accepts. */
 #define lp_setuservalue(L, i) lua_setuservalue((L), (i))
+#define lp_getuservalue(L, i) ((void)lua_getuservalue((L), (i)))
 
 #else /* Lua 5.1, LuaJIT */
 
@@ -28,6 +29,7 @@
 #define lp_absindex(L, i) \
     (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
 #define lp_setuservalue(L, i) lua_setfenv((L), (i))
+#define lp_getuservalue(L, i) lua_getfenv((L), (i))
 
 /* luaL_setfuncs: sets the functions of l into the table below the nup upvalues
  * on top of the stack, each closure sharing those upvalues; pops the upvalues. */

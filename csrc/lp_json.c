@@ -1,36 +1,49 @@
 /*
- * lp_json.c: core.decode(text) -> value | nil, "decode: <reason>".
+ * lp_json.c: core.decode, core.decode_cjson, core.decode_page, core.decoder
+ * and core.array_mt (the contract is in lp_json.h).
  *
- * The parsing is lua-cjson's (a private instance from cjson.new(), so that the
- * user's cjson settings never change what we get); this file only shapes the
- * result the way leadpipe promises:
+ * Two decoders give the same values and the same errors:
+ *
+ * decode_cjson (always built) parses with lua-cjson (a private instance from
+ * cjson.new(), so the user's cjson settings never change what we get), after
+ * the lexical pass of lp_jscan.c, and then shapes the result in a second pass:
  *
  *   - JSON null (cjson.null, a NULL light userdata) becomes an absent key in
  *     objects, and is dropped from arrays, whose other elements move down so
  *     that `#` and ipairs see all of them in order;
- *   - every array, empty ones too, gets the shared metatable core.array_mt, so
- *     that an encoder can write `[]` back for an empty one;
- *   - on Lua 5.3+ a float with an integral value that fits lua_Integer becomes
- *     an integer (lua-cjson 2.1.0 decodes 84 as 84.0).
+ *   - every array, empty ones too, gets the shared metatable core.array_mt;
+ *     lp_jscan turns each `[]` into `[null]` first, since cjson decodes `[]`
+ *     and `{}` to the same empty table; a decoded table is an array iff it
+ *     has the key 1 (cjson arrays are dense from 1, nulls included, object
+ *     keys are always strings);
+ *   - numbers: cjson reads every number as a double. On 5.3+ an integral one
+ *     becomes an integer; lp_jscan hands over as tagged strings the numbers
+ *     for which that would be wrong (8.4e1, 1.0, -0, integers of 16 digits
+ *     or more), and this pass turns them into their exact Lua numbers.
  *
- * cjson decodes `[]` and `{}` to the same empty table. So before decoding, the
- * text is scanned once (outside JSON strings) for empty arrays; only when there
- * is one, a copy in which each `[]` is `[null]` is decoded instead. The pass
- * below then turns it into an empty table with array_mt. A decoded table is an
- * array iff it has the key 1: cjson arrays are dense from 1, nulls included,
- * and object keys are always strings.
+ * decode (with simdjson) parses with lp_simdjson.cpp, which builds the final
+ * shape in one pass. Only when simdjson rejects the text does lp_jscan run
+ * (in its simdjson mode) to repair what leadpipe accepts and simdjson does not
+ * (bad UTF-8, lone surrogates, raw control characters, integers beyond 64
+ * bits); if that does not help either, the answer (the error message) is the
+ * one decode_cjson gives, so both decoders fail alike.
  *
- * Bad input never raises: it returns nil and the cjson message. Only a
- * non-string argument raises.
+ * Bad input never raises: it returns nil and "decode: <reason>". Only a
+ * non-string argument (or a bad predicate) raises, and memory errors.
  *
  * Copyright (c) leadpipe authors. MIT license (see LICENSE).
  */
+#include <stdlib.h>
 #include <string.h>
 
+#include "lp_jscan.h"
 #include "lp_json.h"
+#ifdef LP_HAVE_SIMDJSON
+#include "lp_simdjson.h"
+#endif
 
-/* Upvalues of lp_json_decode. */
-#define LP_JSON_DECODE lua_upvalueindex(1) /* the private cjson decode function */
+/* Upvalues of lp_json_decode_cjson. */
+#define LP_JSON_CJSON lua_upvalueindex(1) /* the private cjson decode function */
 #define LP_JSON_ARRAY_MT lua_upvalueindex(2)
 
 /* Results of fix_value. */
@@ -39,77 +52,27 @@
 #define LP_FIX_REPLACED 2 /* the value on top was replaced (a number became an integer) */
 #define LP_FIX_TOO_DEEP 3 /* no stack space left */
 
-/* ===== EMPTY ARRAYS ===== */
-
-static int is_json_space(char c)
+/* Pushes nil and "decode: <what>"; returns 2. */
+static int decode_fail(lua_State *L, const char *what)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    lp_pushfail(L);
+    lua_pushfstring(L, "decode: %s", what != NULL ? what : "unknown error");
+    return 2;
 }
 
-/* Finds the next empty array `[ ws ]` in s[from..len), skipping JSON strings
- * (from must be outside a string). Returns the offset of its '[' and sets
- * *after to the offset just past its ']'; returns len when there is none.
- * Malformed text (an unterminated string) just ends the scan. */
-static size_t find_empty_array(const char *s, size_t len, size_t from, size_t *after)
-{
-    size_t i = from;
-    while (i < len) {
-        char c = s[i];
-        if (c == '"') {
-            for (i++; i < len && s[i] != '"'; i++) {
-                if (s[i] == '\\')
-                    i++;
-            }
-        } else if (c == '[') {
-            size_t j = i + 1;
-            while (j < len && is_json_space(s[j]))
-                j++;
-            if (j < len && s[j] == ']') {
-                *after = j + 1;
-                return i;
-            }
-        }
-        i++;
-    }
-    return len;
-}
+/* ===== THE CJSON PATH: THE PASS OVER THE DECODED VALUE ===== */
 
-/* Pushes the text to give cjson: the string at index 1 itself (returns 0), or
- * a copy with every empty array written as [null] (returns 1). */
-static int push_decodable(lua_State *L, const char *s, size_t len)
-{
-    size_t after = 0, from = 0;
-    size_t at = find_empty_array(s, len, 0, &after);
-    luaL_Buffer b;
-    if (at == len) {
-        lua_pushvalue(L, 1);
-        return 0;
-    }
-    luaL_buffinit(L, &b);
-    while (at < len) {
-        luaL_addlstring(&b, s + from, at + 1 - from); /* up to and with '[' */
-        luaL_addlstring(&b, "null]", 5);
-        from = after;
-        at = find_empty_array(s, len, from, &after);
-    }
-    luaL_addlstring(&b, s + from, len - from);
-    luaL_pushresult(&b);
-    return 1;
-}
-
-/* ===== THE PASS OVER THE DECODED VALUE ===== */
-
-static int fix_value(lua_State *L);
+static int fix_value(lua_State *L, int tagged);
 
 /* The array at index t (dense 1..n): drops nulls, moving the rest down, fixes
  * each element, sets array_mt. Returns LP_FIX_KEPT or LP_FIX_TOO_DEEP. */
-static int fix_array(lua_State *L, int t)
+static int fix_array(lua_State *L, int t, int tagged)
 {
     size_t n = lp_rawlen(L, t), i, j = 0;
     for (i = 1; i <= n; i++) {
         int r;
         lua_rawgeti(L, t, (lua_Integer)i);
-        r = fix_value(L);
+        r = fix_value(L, tagged);
         if (r == LP_FIX_TOO_DEEP)
             return r;
         if (r == LP_FIX_NULL) {
@@ -133,12 +96,12 @@ static int fix_array(lua_State *L, int t)
 
 /* The object at index t: removes null members, fixes the others in place
  * (changing or clearing existing keys during lua_next is allowed). */
-static int fix_object(lua_State *L, int t)
+static int fix_object(lua_State *L, int t, int tagged)
 {
     lua_pushnil(L);
     while (lua_next(L, t) != 0) {
         /* stack: ... key value */
-        int r = fix_value(L);
+        int r = fix_value(L, tagged);
         if (r == LP_FIX_TOO_DEEP)
             return r;
         if (r == LP_FIX_NULL) {
@@ -159,8 +122,9 @@ static int fix_object(lua_State *L, int t)
 }
 
 /* Fixes the value on top of the stack, replacing it there when it changes.
+ * tagged: strings starting with LP_JSCAN_TAG are numbers (see lp_jscan.h).
  * Stack: the value stays (possibly replaced); one LP_FIX_* code is returned. */
-static int fix_value(lua_State *L)
+static int fix_value(lua_State *L, int tagged)
 {
     switch (lua_type(L, -1)) {
     case LUA_TLIGHTUSERDATA:
@@ -174,7 +138,19 @@ static int fix_value(lua_State *L)
         lua_rawgeti(L, t, 1);
         is_array = !lua_isnil(L, -1);
         lua_pop(L, 1);
-        return is_array ? fix_array(L, t) : fix_object(L, t);
+        return is_array ? fix_array(L, t, tagged) : fix_object(L, t, tagged);
+    }
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s;
+        if (!tagged)
+            return LP_FIX_KEPT;
+        s = lua_tolstring(L, -1, &len);
+        if (len < 2 || s[0] != LP_JSCAN_TAG)
+            return LP_FIX_KEPT;
+        lp_jscan_push_number(L, s + 1, len - 1);
+        lua_replace(L, -2);
+        return LP_FIX_REPLACED;
     }
 #if LUA_VERSION_NUM >= 503
     case LUA_TNUMBER: {
@@ -196,52 +172,265 @@ static int fix_value(lua_State *L)
     }
 }
 
-/* ===== DECODE ===== */
-
-/* Pushes nil and "decode: <message of the error on top>"; returns 2. */
-static int decode_fail(lua_State *L, const char *what)
+/* core.decode_cjson(text) -> value | nil, "decode: <reason>". Raises only
+ * when text is not a string. */
+static int lp_json_decode_cjson(lua_State *L)
 {
-    lp_pushfail(L);
-    lua_pushfstring(L, "decode: %s", what != NULL ? what : "unknown error");
-    return 2;
+    size_t len;
+    const char *s, *t;
+    int r, scan, tagged = 0;
+    luaL_checktype(L, 1, LUA_TSTRING);
+    s = lua_tolstring(L, 1, &len);
+    lua_settop(L, 1);
+    t = lp_jscan_skip_bom(s, &len);
+    if (t != s)
+        lua_pushlstring(L, t, len);
+    else
+        lua_pushvalue(L, 1);
+    /* stack: text text-without-BOM */
+    scan = lp_jscan(L, t, len, LP_JSCAN_CJSON, &tagged);
+    if (scan == LP_JSCAN_ERROR)
+        return decode_fail(L, lua_tostring(L, 3));
+    lua_pushvalue(L, LP_JSON_CJSON);
+    lua_pushvalue(L, scan == LP_JSCAN_REWRITTEN ? 3 : 2);
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        /* stack: text text' [rewritten] message */
+        if (scan == LP_JSCAN_REWRITTEN) {
+            /* A rewritten copy failed: the original fails too; decode it again
+             * so that the character offset in the message is the caller's. */
+            lua_pushvalue(L, LP_JSON_CJSON);
+            lua_pushvalue(L, 2);
+            if (lua_pcall(L, 1, 1, 0) != 0)
+                lua_replace(L, -2);
+            else
+                lua_pop(L, 1);
+        }
+        return decode_fail(L, lua_tostring(L, -1));
+    }
+    /* stack: ... value */
+    r = fix_value(L, tagged);
+    if (r == LP_FIX_NULL)
+        return decode_fail(L, "the document is null");
+    if (r == LP_FIX_TOO_DEEP)
+        return decode_fail(L, "nested too deeply");
+    return 1;
+}
+
+#ifdef LP_HAVE_SIMDJSON
+
+/* ===== THE SIMDJSON PATH ===== */
+
+#define LP_PARSER_MT "leadpipe.json_parser"
+
+/* Upvalues of lp_json_decode and lp_json_decode_page. */
+#define LP_SJ_PARSER lua_upvalueindex(1)
+#define LP_SJ_ARRAY_MT lua_upvalueindex(2)
+#define LP_SJ_CJSON lua_upvalueindex(3) /* lp_json_decode_cjson */
+
+/* Texts up to this size keep their padded copy, and the parser its memory,
+ * between calls. */
+#define LP_KEEP_BUFFER (8u << 20)
+
+/* A simdjson parser and the padded copy of the text it parses. busy is set
+ * while Lua values are built from its document. */
+typedef struct {
+    lp_sj_t *sj;
+    char *buf;
+    size_t cap;
+    int busy;
+} lp_json_parser_t;
+
+static int lp_json_parser_gc(lua_State *L)
+{
+    lp_json_parser_t *p = (lp_json_parser_t *)luaL_checkudata(L, 1, LP_PARSER_MT);
+    lp_sj_free(p->sj);
+    p->sj = NULL;
+    free(p->buf);
+    p->buf = NULL;
+    p->cap = 0;
+    return 0;
+}
+
+/* Pushes a new parser userdata (created closed, then opened); raises when out
+ * of memory. */
+static lp_json_parser_t *new_parser(lua_State *L)
+{
+    lp_json_parser_t *p = (lp_json_parser_t *)lua_newuserdata(L, sizeof(lp_json_parser_t));
+    p->sj = NULL;
+    p->buf = NULL;
+    p->cap = 0;
+    p->busy = 0;
+    luaL_getmetatable(L, LP_PARSER_MT);
+    lua_setmetatable(L, -2);
+    {
+        /* the string cache (see lp_simdjson.h), its array part filled */
+        int i;
+        lua_createtable(L, LP_SJ_CACHE_SLOTS, 0);
+        for (i = 1; i <= LP_SJ_CACHE_SLOTS; i++) {
+            lua_pushboolean(L, 0);
+            lua_rawseti(L, -2, i);
+        }
+        lp_setuservalue(L, -2);
+    }
+    p->sj = lp_sj_new();
+    if (p->sj == NULL)
+        luaL_error(L, "decode: out of memory");
+    return p;
+}
+
+/* Parses s[0..len) with p; returns NULL or simdjson's message. Raises when
+ * out of memory. */
+static const char *parse_text(lua_State *L, lp_json_parser_t *p, const char *s, size_t len)
+{
+    size_t pad = lp_sj_padding(), need = len + pad;
+    if (need < len)
+        luaL_error(L, "decode: text too large");
+    if (need > p->cap) {
+        char *nb = (char *)realloc(p->buf, need);
+        if (nb == NULL)
+            luaL_error(L, "decode: out of memory");
+        p->buf = nb;
+        p->cap = need;
+    }
+    memcpy(p->buf, s, len);
+    memset(p->buf + len, 0, pad);
+    return lp_sj_parse(p->sj, p->buf, len);
+}
+
+/* Parses the text at index 1 with the parser at index pi. Returns 1 when the
+ * document is ready, 0 when simdjson cannot take it even after lp_jscan's
+ * repairs (nothing pushed in either case). */
+static int parse_arg(lua_State *L, int pi)
+{
+    lp_json_parser_t *p = (lp_json_parser_t *)lua_touserdata(L, pi);
+    size_t len;
+    const char *s = lua_tolstring(L, 1, &len);
+    int top = lua_gettop(L), tagged, ok = 0;
+    s = lp_jscan_skip_bom(s, &len);
+    if (parse_text(L, p, s, len) == NULL)
+        return 1;
+    if (lp_jscan(L, s, len, LP_JSCAN_SIMDJSON, &tagged) == LP_JSCAN_REWRITTEN) {
+        s = lua_tolstring(L, -1, &len);
+        ok = parse_text(L, p, s, len) == NULL;
+    }
+    lua_settop(L, top);
+    return ok;
+}
+
+/* The parser to use, at the top of the stack: the shared one, or a fresh one
+ * when the shared one is busy (a finaliser decoding during a build). */
+static lp_json_parser_t *push_parser(lua_State *L)
+{
+    lp_json_parser_t *p = (lp_json_parser_t *)lua_touserdata(L, LP_SJ_PARSER);
+    if (p->busy || p->sj == NULL)
+        return new_parser(L);
+    lua_pushvalue(L, LP_SJ_PARSER);
+    return p;
+}
+
+/* Builds the document under lua_pcall (see build_call).
+ * Stack in: parser, array_mt, pred or nil, raw, page. Out: value [nrows nkept]. The
+ * parser's user value is its string cache. */
+static int build_protected(lua_State *L)
+{
+    lp_json_parser_t *p = (lp_json_parser_t *)lua_touserdata(L, 1);
+    lua_settop(L, 5);
+    lp_getuservalue(L, 1); /* 6: the string cache */
+    if (lua_toboolean(L, 5)) {
+        lua_Integer nrows = 0, nkept = 0;
+        lp_sj_push_page(L, p->sj, 2, 6, lp_where_opt(L, 3), lua_toboolean(L, 4), &nrows, &nkept);
+        lua_pushinteger(L, nrows);
+        lua_pushinteger(L, nkept);
+        return 3;
+    }
+    lp_sj_push(L, p->sj, 2, 6);
+    return 1;
+}
+
+/* Builds the parsed document of the parser at index pi; pushes the value, or
+ * (page) the value, nrows and nkept. The parser is busy meanwhile; an error
+ * (out of memory) clears that and is raised again. */
+static void build_call(lua_State *L, int pi, int pred, int raw, int page)
+{
+    lp_json_parser_t *p = (lp_json_parser_t *)lua_touserdata(L, pi);
+    int status;
+    lua_pushcfunction(L, build_protected);
+    lua_pushvalue(L, pi);
+    lua_pushvalue(L, LP_SJ_ARRAY_MT);
+    if (pred != 0)
+        lua_pushvalue(L, pred);
+    else
+        lua_pushnil(L);
+    lua_pushboolean(L, raw);
+    lua_pushboolean(L, page);
+    p->busy = 1;
+    status = lua_pcall(L, 5, page ? 3 : 1, 0);
+    p->busy = 0;
+    if (p->cap > LP_KEEP_BUFFER) {
+        free(p->buf);
+        p->buf = NULL;
+        p->cap = 0;
+        lp_sj_shrink(p->sj);
+    }
+    if (status != 0)
+        lua_error(L);
+}
+
+/* Pushes decode_cjson(text at index 1); returns the number of results. */
+static int call_cjson(lua_State *L)
+{
+    int top = lua_gettop(L);
+    lua_pushvalue(L, LP_SJ_CJSON);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, LUA_MULTRET);
+    return lua_gettop(L) - top;
 }
 
 /* core.decode(text) -> value | nil, "decode: <reason>". Raises only when text
  * is not a string. */
 static int lp_json_decode(lua_State *L)
 {
-    size_t len;
-    const char *s;
-    int r, rewritten;
     luaL_checktype(L, 1, LUA_TSTRING);
-    s = lua_tolstring(L, 1, &len);
     lua_settop(L, 1);
-    lua_pushvalue(L, LP_JSON_DECODE);
-    rewritten = push_decodable(L, s, len);
-    /* stack: text decode text' */
-    if (lua_pcall(L, 1, 1, 0) != 0) {
-        /* stack: text message */
-        if (rewritten) {
-            /* A rewritten copy failed: the original fails the same way; decode it
-             * again so that the character offset in the message is the caller's. */
-            lua_pushvalue(L, LP_JSON_DECODE);
-            lua_pushvalue(L, 1);
-            if (lua_pcall(L, 1, 1, 0) != 0)
-                lua_replace(L, 2);
-            else
-                lua_pop(L, 1);
-        }
-        return decode_fail(L, lua_tostring(L, 2));
+    push_parser(L);
+    /* stack: text parser */
+    if (!parse_arg(L, 2)) {
+        lua_settop(L, 1);
+        return call_cjson(L);
     }
-    /* stack: text value */
-    r = fix_value(L);
-    if (r == LP_FIX_NULL)
+    build_call(L, 2, 0, 0, 0);
+    if (lua_isnil(L, -1))
         return decode_fail(L, "the document is null");
-    if (r == LP_FIX_TOO_DEEP)
-        return decode_fail(L, "nested too deeply");
-    lua_settop(L, 2);
     return 1;
 }
+
+/* core.decode_page(text, pred, raw) -> value, nrows, nkept | nil, "decode: <reason>".
+ * pred: a core.where() predicate or nil (keep every row); raw: kept rows as
+ * JSON text. Raises when text is not a string or pred not a predicate. */
+static int lp_json_decode_page(lua_State *L)
+{
+    int n;
+    luaL_checktype(L, 1, LUA_TSTRING);
+    lp_where_opt(L, 2);
+    lua_settop(L, 3);
+    push_parser(L);
+    /* stack: text pred raw parser */
+    if (!parse_arg(L, 4)) {
+        lua_settop(L, 1);
+        n = call_cjson(L);
+        if (n >= 2 && lua_isnil(L, -n))
+            return n;
+        /* the decoders disagree (not expected): report simdjson's view */
+        lua_settop(L, 1);
+        return decode_fail(L, "simdjson rejects this text");
+    }
+    build_call(L, 4, lua_isnil(L, 2) ? 0 : 2, lua_toboolean(L, 3), 1);
+    if (lua_isnil(L, -3))
+        return decode_fail(L, "the document is null");
+    return 3;
+}
+
+#endif /* LP_HAVE_SIMDJSON */
 
 /* ===== REGISTRATION ===== */
 
@@ -282,8 +471,34 @@ void lp_json_open(lua_State *L)
     /* stack: module array_mt cjson instance decode */
     lua_replace(L, -3);
     lua_pop(L, 1);
-    lua_insert(L, -2);
-    /* stack: module decode array_mt */
-    lua_pushcclosure(L, lp_json_decode, 2);
+    lua_pushvalue(L, -2);
+    /* stack: module array_mt decode array_mt */
+    lua_pushcclosure(L, lp_json_decode_cjson, 2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -4, "decode_cjson");
+    /* stack: module array_mt decode_cjson */
+#ifdef LP_HAVE_SIMDJSON
+    if (lp_newmetatable(L, LP_PARSER_MT)) {
+        lua_pushcfunction(L, lp_json_parser_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    new_parser(L);
+    /* stack: module array_mt decode_cjson parser */
+    lua_insert(L, -3);
+    /* stack: module parser array_mt decode_cjson */
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_pushcclosure(L, lp_json_decode_page, 3);
+    lua_setfield(L, -5, "decode_page");
+    lua_pushcclosure(L, lp_json_decode, 3);
     lua_setfield(L, -2, "decode");
+    lua_pushliteral(L, "simdjson");
+#else
+    lua_setfield(L, -3, "decode");
+    lua_pop(L, 1);
+    lua_pushliteral(L, "cjson");
+#endif
+    lua_setfield(L, -2, "decoder");
 }

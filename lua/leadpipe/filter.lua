@@ -27,6 +27,7 @@ local pairs, ipairs, next, error = pairs, ipairs, next, error
 local lower, find, match, format = string.lower, string.find, string.match, string.format
 local concat, sort = table.concat, table.sort
 local is_callable = argcheck.is_callable
+local predicate = require "leadpipe.predicate"
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -366,6 +367,58 @@ local function fits(kind, v)
     return true
 end
 
+-- Raises (at the caller of the function `level` levels up) unless spec is a valid where{}
+-- table.
+local function check_where(spec)
+    if type(spec) ~= "table" then
+        fail("where: spec must be a table (or a predicate function), got " .. type(spec))
+    end
+    for k in pairs(spec) do
+        if not where_keys[k] then
+            fail(format("where: unknown key %s (valid keys: %s)",
+                type(k) == "string" and format("%q", k) or tostring(k), concat(where_key_list, ", ")))
+        end
+    end
+    for _, r in ipairs(where_rules) do
+        local v = spec[r.key]
+        if v ~= nil then
+            if not fits(r.kind, v) then
+                fail(format("where: %s %s, got %s", r.key, rule_text[r.kind],
+                    (type(v) == "table" and r.kind ~= "string" and r.kind ~= "number")
+                        and "a table that is not such a list" or type(v)))
+            end
+            if r.kind == "string" and not _M.ranks[lower(v)] then
+                fail(format("where: seniority_at_least must be a known seniority (%s), got %q",
+                    concat(sorted_keys(_M.ranks), ", "), v))
+            end
+        end
+    end
+end
+
+-- The predicate of a checked spec, built from the constructors above (the reference the
+-- generated code is held to, and the fallback when it cannot be loaded).
+local function where_closures(spec)
+    local ps = {}
+    for _, r in ipairs(where_rules) do
+        local v = spec[r.key]
+        if v ~= nil then ps[#ps + 1] = r.build(v) end
+    end
+    if #ps == 0 then return function() return true end end
+    return _M.all((table.unpack or unpack)(ps))
+end
+--- where_closures(spec) -> the predicate of where(spec) built from the constructors only:
+-- the reference that the specs and bench/where_plain.lua hold the generated code to.
+_M.where_closures = function(spec)
+    check_where(spec)
+    return where_closures(spec)
+end
+
+-- The fast predicate of a checked spec: specialised Lua source (leadpipe.predicate), or the
+-- closures when it cannot be loaded (too many values for one chunk).
+local function where_fast(spec)
+    return predicate.lua(spec, _M.ranks, split_path) or where_closures(spec)
+end
+
 --- where(spec) -> predicate built from a table, as the CLI and config files use:
 --   where{ min_score = 80, max_score = 99, seniority = {"director", "vp"},
 --          seniority_at_least = "director", department = "marketing", country = {"US", "CA"},
@@ -373,36 +426,23 @@ end
 -- Each key builds the predicate of the same name; all of them must hold. A string stands
 -- for a one-item list. An empty spec matches every row. A function is returned unchanged, so
 -- a `where` option may take either. Raises naming the key and the rule on a wrong type, and
--- naming the valid keys on an unknown key.
+-- naming the valid keys on an unknown key. The predicate is Lua source specialised to the spec,
+-- loaded once (see leadpipe.predicate), as fast as a hand-written test.
 function _M.where(spec)
     if is_callable(spec) then return spec end
-    if type(spec) ~= "table" then
-        fail("where: spec must be a table (or a predicate function), got " .. type(spec), 2)
-    end
-    for k in pairs(spec) do
-        if not where_keys[k] then
-            fail(format("where: unknown key %s (valid keys: %s)",
-                type(k) == "string" and format("%q", k) or tostring(k), concat(where_key_list, ", ")), 2)
-        end
-    end
-    local ps = {}
-    for _, r in ipairs(where_rules) do
-        local v = spec[r.key]
-        if v ~= nil then
-            if not fits(r.kind, v) then
-                fail(format("where: %s %s, got %s", r.key, rule_text[r.kind],
-                    (type(v) == "table" and r.kind ~= "string" and r.kind ~= "number")
-                        and "a table that is not such a list" or type(v)), 2)
-            end
-            if r.kind == "string" and not _M.ranks[lower(v)] then
-                fail(format("where: seniority_at_least must be a known seniority (%s), got %q",
-                    concat(sorted_keys(_M.ranks), ", "), v), 2)
-            end
-            ps[#ps + 1] = r.build(v)
-        end
-    end
-    if #ps == 0 then return function() return true end end
-    return _M.all((table.unpack or unpack)(ps))
+    check_where(spec)
+    return where_fast(spec)
+end
+
+--- compile(spec) -> { fn = predicate, native = core predicate | nil }
+-- `fn` is where(spec); `native` is the same test compiled by leadpipe.core for its page
+-- decoder (core.decode_page(body, native)), so rows that fail it are never built. `native` is
+-- nil when spec is a function (it cannot be pushed down) and when the core was built without
+-- simdjson (no core.decode_page). Raises like where().
+function _M.compile(spec)
+    if is_callable(spec) then return { fn = spec } end
+    check_where(spec)
+    return { fn = where_fast(spec), native = predicate.native(spec, _M.ranks) }
 end
 
 -- ===== Iterator helpers (leadpipe.iter) =====================================================

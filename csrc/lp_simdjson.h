@@ -1,0 +1,73 @@
+/*
+ * lp_simdjson.h: the C ABI of lp_simdjson.cpp, the one-pass decoder on
+ * simdjson's DOM API (only built when simdjson is found: LP_HAVE_SIMDJSON).
+ *
+ * A parser (lp_sj_t) parses one text at a time and keeps the parsed document
+ * until the next parse. The push functions build Lua values from it in one
+ * pass, following the rules of lp_json.h, and may raise Lua errors (memory);
+ * they hold no C++ object that needs destruction, so a longjmp through them
+ * is safe. Nothing else here touches Lua or raises.
+ *
+ * Copyright (c) leadpipe authors. MIT license (see LICENSE).
+ */
+#ifndef LP_SIMDJSON_H
+#define LP_SIMDJSON_H
+
+#include <stddef.h>
+
+#include "lp_compat.h"
+#include "lp_where.h"
+#include "leadpipe.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lp_sj lp_sj_t;
+
+/* Bytes that must be readable (any value) after the text given to lp_sj_parse. */
+LP_PRIVATE size_t lp_sj_padding(void);
+
+/* A new parser (nesting limit LP_JSON_MAX_DEPTH), or NULL when out of memory. */
+LP_PRIVATE lp_sj_t *lp_sj_new(void);
+
+/* Frees a parser; NULL is fine. */
+LP_PRIVATE void lp_sj_free(lp_sj_t *sj);
+
+/* Gives back the memory the parser keeps for large documents (it keeps the
+ * capacity of the largest text parsed so far). */
+LP_PRIVATE void lp_sj_shrink(lp_sj_t *sj);
+
+/* Parses text[0..len) (followed by lp_sj_padding() readable bytes). Returns
+ * NULL, or simdjson's message (a static string) when the text is not JSON
+ * that simdjson accepts. */
+LP_PRIVATE const char *lp_sj_parse(lp_sj_t *sj, const char *text, size_t len);
+
+/* Number of slots of a parser's string cache: a Lua table (created by the
+ * caller with LP_SJ_CACHE_SLOTS array slots already set, kept alive as long as
+ * the parser, and passed to every push) that holds the short strings (keys,
+ * and values up to LP_SJ_CACHE_LEN bytes) met lately, so that the common ones
+ * are pushed without hashing and interning them again. */
+#define LP_SJ_CACHE_SLOTS 1024
+#define LP_SJ_CACHE_LEN 24
+
+/* Pushes the last parsed document as a Lua value (nil for JSON null). The
+ * value at stack index array_mt (absolute) is set on every array; cache is
+ * the absolute index of the parser's string cache. */
+LP_PRIVATE void lp_sj_push(lua_State *L, lp_sj_t *sj, int array_mt, int cache);
+
+/* Pushes the last parsed document like lp_sj_push, except that the rows of
+ * data.results (when the document is an object whose data is an object
+ * whose results is an array) are filtered by pred (NULL keeps all) and, when
+ * raw is set, pushed as compact JSON strings. *nrows gets the rows on the
+ * page (non-null elements of results) and *nkept those kept; both are 0 when
+ * there is no such array. */
+LP_PRIVATE void lp_sj_push_page(lua_State *L, lp_sj_t *sj, int array_mt, int cache,
+                                const lp_where_t *pred, int raw, lua_Integer *nrows,
+                                lua_Integer *nkept);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
