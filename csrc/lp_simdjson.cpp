@@ -671,7 +671,9 @@ void push_results(const lp_build &b, array a)
     for (element x : a) {
         if (is_null(x))
             continue;
-        bool k = pg->pred == nullptr || keep_row(pg->pred, x);
+        /* A row that is not an object is always built: the Lua layer must see it to
+         * refuse the page (a filter must never hide a malformed row). */
+        bool k = pg->pred == nullptr || x.type() != element_type::OBJECT || keep_row(pg->pred, x);
         if (n < LP_KEEP_MEMO)
             keep[n] = k;
         n++;
@@ -684,7 +686,9 @@ void push_results(const lp_build &b, array a)
     for (element x : a) {
         if (is_null(x))
             continue;
-        bool k = n < LP_KEEP_MEMO ? keep[n] != 0 : (pg->pred == nullptr || keep_row(pg->pred, x));
+        bool k = n < LP_KEEP_MEMO ? keep[n] != 0
+                                  : (pg->pred == nullptr || x.type() != element_type::OBJECT ||
+                                     keep_row(pg->pred, x));
         n++;
         if (!k)
             continue;

@@ -413,7 +413,9 @@ describe("core.decode_page()", function()
         for _, row in ipairs(rows) do
             local keep = c.fn(row)
             assert.are.equal(reference(row), keep, name .. ": generated where differs from the closures")
-            if keep then want[#want + 1] = row end
+            -- a row that is not an object is always built, so the page check can refuse it
+            local object = type(row) == "table" and getmetatable(row) ~= array_mt
+            if keep or not object then want[#want + 1] = row end
         end
         local page, nrows, nkept = core.decode_page(body, c.native)
         assert.are.equal(#rows, nrows, name)

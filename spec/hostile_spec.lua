@@ -96,6 +96,10 @@ describe("hostile server", function()
         { "results_string", nil, "decode", "BAD_PAGE", 0 },
         { "mixed_rows", nil, "decode", "BAD_PAGE", 0 },
         { "array_rows", nil, "decode", "BAD_PAGE", 0 },
+        -- a where pushed down into the decoder must not hide a row that is not an object
+        { "mixed_rows", { limit = 100, where = { min_score = 90 } }, "decode", "BAD_PAGE", 0 },
+        { "array_rows", { limit = 100, where = { seniority = "vp" } }, "decode", "BAD_PAGE", 0 },
+        { "mixed_rows", { limit = 100, raw = true }, "decode", "BAD_PAGE", 0 },
         { "null_row", nil, "http", "SHORT_RESULTS", 0 },
         { "drop_query", { limit = 100 }, "http", "OFFSET_MISMATCH", 100 },
         { "drop_query", { limit = 50 }, "http", "TOO_MANY_ROWS", 0 },
@@ -141,6 +145,7 @@ describe("hostile server", function()
         end
         it(("ends '%s'%s with %s %s after %d rows"):format(scen,
             opts and (" (limit " .. opts.limit .. (opts.prefetch and ", prefetch " .. opts.prefetch or "")
+                .. (opts.where and ", where pushed down" or "") .. (opts.raw and ", raw" or "")
                 .. ")") or "", kinds, tostring(code), n), function()
             local rows, err = read_all(scen, opts)
             assert_error(err, kind, code)
