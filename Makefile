@@ -41,9 +41,13 @@ SIMDJSON_LIBS   ?= $(shell $(PKG_CONFIG) --libs simdjson 2>/dev/null || echo -ls
 OPTFLAGS    ?= -O2 -g
 WARNFLAGS   ?= -Wall -Wextra -Werror
 CFLAGS      ?= $(OPTFLAGS)
-ALL_CFLAGS   = -std=gnu99 -fPIC $(WARNFLAGS) $(CFLAGS) $(LUA_CFLAGS) -Icsrc $(SJ_DEFS)
+# The version, written once in lua/leadpipe/version.lua.
+VERSION     := $(shell sed -n 's/^return "\(.*\)"$$/\1/p' lua/leadpipe/version.lua)
+VERSION_DEF  = -DLP_VERSION='"$(VERSION)"'
+ALL_CFLAGS   = -std=gnu99 -fPIC $(WARNFLAGS) $(CFLAGS) $(LUA_CFLAGS) -Icsrc $(SJ_DEFS) $(VERSION_DEF)
 CXXFLAGS    ?= $(OPTFLAGS)
-ALL_CXXFLAGS = -std=c++17 -fPIC $(WARNFLAGS) -O2 $(CXXFLAGS) $(LUA_CFLAGS) -Icsrc $(SJ_DEFS) $(SIMDJSON_CFLAGS)
+ALL_CXXFLAGS = -std=c++17 -fPIC $(WARNFLAGS) -O2 $(CXXFLAGS) $(LUA_CFLAGS) -Icsrc $(SJ_DEFS) $(SIMDJSON_CFLAGS) \
+	$(VERSION_DEF)
 LIBFLAG     ?= -shared
 LDFLAGS     ?=
 
@@ -83,12 +87,12 @@ LUA_PACKAGES = lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev 
 # Debian packages the project needs; `make deps` installs the missing ones.
 DEB_PACKAGES ?= $(LUA_PACKAGES) lua-cjson lua-argparse lua-busted lua-check \
 	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3 \
-	nginx-light libnginx-mod-http-lua openssl neovim lua-luv jq clang libclang-rt-14-dev
+	nginx-light libnginx-mod-http-lua openssl neovim lua-luv jq clang libclang-rt-14-dev luarocks
 
 BUSTED       = $(LUA) /usr/bin/busted --cpath="./$(BUILD)/?.so"
 LUA_ENV      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./$(BUILD)/?.so;;"
 
-.PHONY: all deps build test check lint spec valgrind asan fuzz fuzz-smoke bench demo install uninstall clean
+.PHONY: rock rock-install rock-mock rock-mock-install all deps build test check lint spec valgrind asan fuzz fuzz-smoke bench demo install uninstall clean
 
 all: build
 
@@ -122,12 +126,12 @@ $(MOCK_SO): $(MOCK_OBJ) $(MOCK_SHARED)
 
 lint:
 	luacheck -q $(wildcard lua spec bench examples tools bin/leadpipe)
-	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance $(VERSION_DEF) \
 		--inline-suppr --suppress=missingIncludeSystem -I csrc -I csrc/mock \
 		$(CORE_SRC) $(MOCK_SRC)
 	cppcheck --quiet --error-exitcode=1 --language=c++ --std=c++17 \
 		--enable=warning,portability,performance --inline-suppr --suppress=missingIncludeSystem \
-		-DLP_HAVE_SIMDJSON -I csrc $(wildcard csrc/*.cpp)
+		-DLP_HAVE_SIMDJSON $(VERSION_DEF) -I csrc $(wildcard csrc/*.cpp)
 
 # One busted run over spec/; tools/summary.sh turns its output into the totals line.
 spec: build
@@ -174,7 +178,7 @@ FUZZ_CC     ?= clang
 FUZZ_RUNS   ?= 1000000
 FUZZ_BUILD  ?= build/fuzz
 FUZZ_LUA_PC ?= lua5.4
-FUZZ_FLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+FUZZ_FLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -DLP_VERSION=\"$(VERSION)\" \
 	-Icsrc $(shell $(PKG_CONFIG) --cflags $(FUZZ_LUA_PC) libcurl 2>/dev/null)
 FUZZ_LIBS    = $(shell $(PKG_CONFIG) --libs $(FUZZ_LUA_PC) libcurl 2>/dev/null) -lz -lm -ldl
 
@@ -210,6 +214,32 @@ install: build
 		-e 's|^local INSTALLED = nil.*|local INSTALLED = { path = "$(LUA_SHAREDIR)/?.lua;$(LUA_SHAREDIR)/?/init.lua", cpath = "$(LUA_LIBDIR)/?.so" }|' \
 		bin/leadpipe > $(DESTDIR)$(BINDIR)/leadpipe
 	chmod 0755 $(DESTDIR)$(BINDIR)/leadpipe
+
+# ===== LuaRocks (leadpipe-*.rockspec: build type "make") =====
+# luarocks passes the Lua's include directory and its install directories; the build goes
+# to build/rock-<lua>, with simdjson when it is installed (pkg-config), cjson otherwise.
+# `rock`/`rock-install`: the library, its C core and the command (no libmicrohttpd needed).
+# `rock-mock`/`rock-mock-install`: the fake API (leadpipe.mock + leadpipe.mockserver).
+ROCK_BUILD   = build/rock-$(notdir $(LUA))
+INST_LIBDIR ?= $(LUA_LIBDIR)
+INST_LUADIR ?= $(LUA_SHAREDIR)
+ROCK_LUA     = $(filter-out leadpipe/mock.lua,$(LUA_FILES))
+
+rock:
+	@$(MAKE) --no-print-directory $(ROCK_BUILD)/leadpipe/core.so BUILD=$(ROCK_BUILD)
+
+rock-install:
+	install -d $(INST_LIBDIR)/leadpipe
+	install -m 0755 $(ROCK_BUILD)/leadpipe/core.so $(INST_LIBDIR)/leadpipe/
+	@for f in $(ROCK_LUA); do install -D -m 0644 lua/$$f $(INST_LUADIR)/$$f || exit 1; done
+
+rock-mock:
+	@$(MAKE) --no-print-directory $(ROCK_BUILD)/leadpipe/mockserver.so BUILD=$(ROCK_BUILD)
+
+rock-mock-install:
+	install -d $(INST_LIBDIR)/leadpipe
+	install -m 0755 $(ROCK_BUILD)/leadpipe/mockserver.so $(INST_LIBDIR)/leadpipe/
+	install -D -m 0644 lua/leadpipe/mock.lua $(INST_LUADIR)/leadpipe/mock.lua
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/leadpipe $(DESTDIR)$(LUA_SHAREDIR)/leadpipe $(DESTDIR)$(BINDIR)/leadpipe

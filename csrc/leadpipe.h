@@ -10,7 +10,11 @@
 #ifndef LEADPIPE_H
 #define LEADPIPE_H
 
-#define LP_VERSION "0.1.0"
+/* The version comes from lua/leadpipe/version.lua, the one place it is written: the
+ * Makefile (and the rockspecs) pass it as -DLP_VERSION="\"x.y.z\"". */
+#ifndef LP_VERSION
+#error "LP_VERSION is not defined: build with make (it reads lua/leadpipe/version.lua)"
+#endif
 #define LP_NAME "leadpipe.core"
 
 #if defined(_WIN32)

@@ -26,7 +26,7 @@
 
 #define LPM_API __attribute__((visibility("default")))
 #define LPM_SERVER_MT "leadpipe.mockserver"
-#define LPM_VERSION "leadpipe.mockserver 0.1.0"
+#define LPM_VERSION "leadpipe.mockserver " LP_VERSION
 #define LPM_DEFAULT_KEY "sk_test_leadpipe_mock"
 
 typedef struct {

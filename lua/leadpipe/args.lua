@@ -14,7 +14,7 @@ local getmetatable = getmetatable
 local floor, min, huge = math.floor, math.min, math.huge
 local concat, sort = table.concat, table.sort
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 

@@ -10,7 +10,7 @@ local errors = require "leadpipe.errors"
 
 local type, tostring, ipairs = type, tostring, ipairs
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 local check_opts, set, first = args.check_opts, args.set, args.first
 local check_id, check_int, check_enum = args.check_id, args.check_int, args.check_enum

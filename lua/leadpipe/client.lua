@@ -20,7 +20,7 @@ local min, floor = math.min, math.floor
 local remove = table.remove
 local getenv = os.getenv
 
-local VERSION = "0.1.0"
+local VERSION = require "leadpipe.version"
 
 local _M = { _VERSION = VERSION }
 

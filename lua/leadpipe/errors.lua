@@ -19,7 +19,7 @@ local setmetatable, getmetatable = setmetatable, getmetatable
 local tostring, type = tostring, type
 local concat = table.concat
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 local mt = {}
 mt.__index = mt

@@ -16,7 +16,7 @@ local core = require "leadpipe.core"
 local type, tostring, tonumber, pairs = type, tostring, tonumber, pairs
 local io_open, os_remove, os_rename = io.open, os.remove, os.rename
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 local invalid, check_opts, set, first = args.invalid, args.check_opts, args.set, args.first
 local check_function, check_boolean, check_path = args.check_function, args.check_boolean,

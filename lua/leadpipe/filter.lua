@@ -29,7 +29,7 @@ local concat, sort = table.concat, table.sort
 local is_callable = argcheck.is_callable
 local predicate = require "leadpipe.predicate"
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 -- Misuse raises an error object (leadpipe.errors) of kind "invalid_argument".
 local function fail(msg)

@@ -27,7 +27,7 @@ local find, gsub, byte, rep, format = string.find, string.gsub, string.byte,
 local concat = table.concat
 local get = path.get
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 --- The columns used when --fields is not given.
 _M.default_fields = {

@@ -47,7 +47,7 @@ local type, error, pairs = type, error, pairs
 local min = math.min
 local coroutine = coroutine
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 -- ===== blocking =====
 

@@ -35,7 +35,7 @@ local floor, min, max, random = math.floor, math.min, math.max, math.random
 local concat, sort = table.concat, table.sort
 local os_time = os.time
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 local Transport = {}
 Transport.__index = Transport

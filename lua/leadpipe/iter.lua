@@ -21,7 +21,7 @@ local sort = table.sort
 local huge = math.huge
 local is_callable = args.is_callable
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 -- Misuse raises an error object (leadpipe.errors) of kind "invalid_argument".
 local function fail(msg)

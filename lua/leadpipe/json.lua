@@ -28,7 +28,7 @@ local format, gsub, find = string.format, string.gsub, string.find
 local concat, sort = table.concat, table.sort
 local floor, huge = math.floor, math.huge
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 _M.decode = core.decode
 

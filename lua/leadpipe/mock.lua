@@ -15,7 +15,7 @@
 local mockserver = require "leadpipe.mockserver"
 
 local _M = {
-    _VERSION = "leadpipe.mock 0.1.0",
+    _VERSION = "leadpipe.mock " .. require "leadpipe.version",
     DEFAULT_KEY = mockserver.DEFAULT_KEY,
     FAULT_KINDS = mockserver.FAULT_KINDS,
 }

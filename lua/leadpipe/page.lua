@@ -45,7 +45,7 @@ local type, getmetatable, setmetatable, pairs, tostring = type, getmetatable, se
 local floor = math.floor
 local format = string.format
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 local array_mt = core.array_mt
 

@@ -14,7 +14,7 @@ local errors = require "leadpipe.errors"
 local type, tostring, tonumber, error = type, tostring, tonumber, error
 local find, sub, match, format = string.find, string.sub, string.match, string.format
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 -- Misuse raises an error object (leadpipe.errors) of kind "invalid_argument".
 local function fail(msg)

@@ -18,7 +18,7 @@ local load = loadstring or load -- luacheck: ignore loadstring
 local lower, find, match, format = string.lower, string.find, string.match, string.format
 local concat = table.concat
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 -- Strings memoised per set: a bounded cache of lower-case lookups.
 local MEMO_MAX = 256

@@ -19,7 +19,7 @@
 local type, pairs, setmetatable = type, pairs, setmetatable
 local concat = table.concat
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 _M.MASK = "[REDACTED]"
 _M.STRONG_LEN = 8

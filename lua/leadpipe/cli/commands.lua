@@ -13,7 +13,7 @@ local format, match, gsub = string.format, string.match, string.gsub
 local tostring, tonumber, pairs, ipairs, error, pcall, getmetatable =
     tostring, tonumber, pairs, ipairs, error, pcall, getmetatable
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 local commands = {}
 _M.commands = commands

@@ -29,7 +29,7 @@ local type, tostring, pcall, xpcall, ipairs = type, tostring, pcall, xpcall, ipa
 local concat = table.concat
 local format, find, sub, gsub = string.format, string.find, string.sub, string.gsub
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 local PROG = "leadpipe"
 

@@ -21,7 +21,7 @@ local tonumber, type, ipairs = tonumber, type, ipairs
 local floor, huge = math.floor, math.huge
 local concat = table.concat
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 local EPILOG = [[
 Global options (any command, anywhere on the line):

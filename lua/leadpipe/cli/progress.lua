@@ -12,7 +12,7 @@ local format, rep = string.format, string.rep
 local floor, min = math.floor, math.min
 local tostring = tostring
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 local function duration(s)
     s = floor(s + 0.5)

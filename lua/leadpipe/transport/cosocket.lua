@@ -30,7 +30,7 @@ local setmetatable, tostring, type, pairs, pcall, next, error =
 local find = string.find
 local floor, min = math.floor, math.min
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 local MAX_ATTEMPTS = 4           -- reused connections that may be found closed, plus one fresh
 

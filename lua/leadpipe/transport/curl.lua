@@ -39,7 +39,7 @@ local concat = table.concat
 local MAX_HELD = 1024 * 1024 -- bytes of a streamed request's non-200 body kept
 local DEADLINE = "the deadline passed while the request was in flight"
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 local Wire = {}
 Wire.__index = Wire

@@ -28,7 +28,7 @@ local concat = table.concat
 local find, sub, lower, match, gsub = string.find, string.sub, string.lower, string.match, string.gsub
 local floor = math.floor
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "leadpipe.version" }
 
 local HEADER_LIMIT = 1024 * 1024 -- bytes of status line + headers (libcurl's wire has the same)
 local LINE_READ = 16384          -- receiveany size while reading the head (often the whole answer)
