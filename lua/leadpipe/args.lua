@@ -216,12 +216,6 @@ end
 
 -- ===== checks for audiences, stats and exports (lua/leadpipe/audiences.lua, exports.lua) =====
 
-function _M.check_boolean(fname, arg, v)
-    if v ~= nil and type(v) ~= "boolean" then
-        return _M.invalid(fname, arg, "must be a boolean (got " .. type(v) .. ")")
-    end
-end
-
 -- `choices` is an array of the allowed strings.
 function _M.check_enum(fname, arg, v, choices)
     if v == nil then return end
