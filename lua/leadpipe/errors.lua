@@ -65,6 +65,7 @@ local setmetatable, getmetatable = setmetatable, getmetatable
 local tostring, type = tostring, type
 local concat = table.concat
 
+---@class leadpipe.errors
 local _M = { _VERSION = "0.1.0" }
 
 local mt = {}
