@@ -815,7 +815,7 @@ end
 
 -- ===== audiences, stats and exports (their code: audiences.lua, exports.lua) =====
 
--- What those modules share with this one.
+--- What those modules share with this one (internal: not part of the API).
 _M.internal = {
     audience_path = audience_path, run_path = run_path, data_of = data_of,
     check_run_ids = check_run_ids, check_wait_opts = check_wait_opts,
