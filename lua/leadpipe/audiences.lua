@@ -10,6 +10,29 @@ local errors = require "leadpipe.errors"
 
 local type, tostring, ipairs = type, tostring, ipairs
 
+--- An audience (GET /v1/intent/audiences). Fields the API adds are kept.
+---@class leadpipe.Audience
+---@field id string UUID
+---@field name string
+---@field status "draft"|"active"|"paused"
+---@field organizationId? string
+---@field accessType? string
+---@field dailyRefreshEnabled? boolean
+---@field audienceSize? integer
+---@field lastRefreshedAt? string date-time of the newest completed run
+---@field createdAt? string
+---@field updatedAt? string
+---@field config? table
+---@field [string] any
+
+---@class leadpipe.AudiencesOpts
+---@field status? "draft"|"active"|"paused"
+---@field limit? integer 1..100
+
+---@class leadpipe.LatestRunOpts
+---@field status? leadpipe.RunStatus only runs with that status
+
+---@class leadpipe.audiences
 local _M = { _VERSION = require "leadpipe.version" }
 
 local check_opts, set, first = args.check_opts, args.set, args.first
@@ -18,11 +41,21 @@ local check_id, check_int, check_enum = args.check_id, args.check_int, args.chec
 local AUDIENCE_STATUSES = { "draft", "active", "paused" }
 local RUN_STATUSES = { "queued", "running", "completed", "failed", "cancelled" }
 
-function _M.install(Client, h)
+--- Adds client:audiences, client:audience and client:latest_run to the Client class
+--- (called once by client.lua).
+---@param client_class table the Client class of client.lua
+---@param h table what client.lua shares (client.internal)
+---@return nil
+function _M.install(client_class, h)
+    ---@class leadpipe.Client
+    local Client = client_class
     local audience_path, data_of = h.audience_path, h.data_of
 
     --- client:audiences{ status = "draft"|"active"|"paused", limit = 1..100 }
-    -- -> array of Audience objects (id, name, status, audienceSize, ...) | nil, err
+    --- -> array of Audience objects (id, name, status, audienceSize, ...) | nil, err
+    ---@param opts? leadpipe.AudiencesOpts
+    ---@return leadpipe.Audience[]|nil audiences
+    ---@return leadpipe.Error|nil err
     function Client:audiences(opts)
         local fname = "audiences"
         if self.closed then return nil, h.closed(fname) end
@@ -39,6 +72,10 @@ function _M.install(Client, h)
     end
 
     --- client:audience(id) -> Audience | nil, err (kind "not_found" for an unknown id)
+    ---@param aud string audience id (UUID)
+    ---@param opts? table no option is defined; any key is an invalid_argument error
+    ---@return leadpipe.Audience|nil audience
+    ---@return leadpipe.Error|nil err
     function Client:audience(aud, opts)
         local fname = "audience"
         if self.closed then return nil, h.closed(fname) end
@@ -52,8 +89,12 @@ function _M.install(Client, h)
     end
 
     --- client:latest_run(audience_id, { status = "completed" }) -> run | nil, err
-    -- The newest of the audience's last 100 runs (with that status, when given). None:
-    -- nil and an error of kind "not_found", code "NO_RUN".
+    --- The newest of the audience's last 100 runs (with that status, when given). None:
+    --- nil and an error of kind "not_found", code "NO_RUN".
+    ---@param aud string audience id (UUID)
+    ---@param opts? leadpipe.LatestRunOpts
+    ---@return leadpipe.Run|nil run
+    ---@return leadpipe.Error|nil err
     function Client:latest_run(aud, opts)
         local fname = "latest_run"
         if self.closed then return nil, h.closed(fname) end

@@ -24,6 +24,173 @@ local VERSION = require "leadpipe.version"
 
 local _M = { _VERSION = VERSION }
 
+---@alias leadpipe.HostName "blocking"|"openresty"|"neovim"|"luv"
+---@alias leadpipe.RunStatus "queued"|"running"|"completed"|"failed"|"cancelled"
+---@alias leadpipe.PageState "queued"|"running"|"completed"
+
+--- Options of leadpipe.new. Every key is optional except api_key (or $LEADPIPE_API_KEY).
+---@class leadpipe.Options
+---@field api_key? string required unless $LEADPIPE_API_KEY is set; sent only to base_url's origin
+---@field base_url? string default $LEADPIPE_BASE_URL or "https://api.aws53.cloud"
+---@field allow_insecure_http? boolean accept http:// to a host that is not loopback (default false)
+---@field timeout? number seconds for one request, all of it (default 60; 0.001..86400)
+---@field connect_timeout? number seconds to connect (default 10; 0.001..3600)
+---@field max_retries? integer retries of a failed request (default 3; 0..10)
+---@field backoff_base? number exponential backoff: about backoff_base * 2^n s (default 0.5)
+---@field backoff_max? number cap of one backoff, seconds (default 20)
+---@field max_retry_after? number longest Retry-After to honour (default 60); longer: rate_limited
+---@field max_response? integer bytes; larger responses fail with code "too_large" (default 256 MiB)
+---@field user_agent? string appended to the User-Agent (1..200 bytes, no control characters)
+---@field host? leadpipe.HostName|leadpipe.Host how to wait (default "blocking")
+---@field verify? boolean TLS certificate and host name verification (default true)
+---@field logger? fun(event: leadpipe.LogEvent) called for each send, response, retry, redirect, error, gate
+---@field wait_timeout? number default timeout of wait_run and of waiting iterators (default 600)
+---@field poll_interval? number first wait between polls of a pending run, seconds (default 1)
+---@field max_poll_interval? number longest wait between polls, seconds (default 10)
+
+--- What the logger option receives; never holds the API key.
+---@class leadpipe.LogEvent
+---@field type "send"|"response"|"retry"|"redirect"|"error"|"gate"
+---@field at number the host's clock
+---@field method? string
+---@field path? string
+---@field status? integer
+---@field attempt? integer
+---@field delay? number
+---@field message? string
+---@field code? string
+---@field request_id? string
+---@field retry_after? number
+
+--- A run of an audience (the API's IntentAudienceRun). Every field but id, status and
+--- runType may be missing.
+---@class leadpipe.Run
+---@field id string UUID, for results, stats and exports
+---@field status leadpipe.RunStatus
+---@field runType "manual"|"daily"|"preview"
+---@field audienceId? string
+---@field organizationId? string
+---@field configHash? string
+---@field dataDate? string YYYY-MM-DD
+---@field resultKey? string
+---@field candidateCount? integer matched before hydration and limits
+---@field resultCount? integer rows available in results
+---@field attempts? integer
+---@field nextAttemptAt? string
+---@field idempotencyKey? string echo of the Idempotency-Key
+---@field errorCode? string when failed
+---@field errorMessage? string when failed
+---@field startedAt? string
+---@field completedAt? string
+---@field cancelledAt? string
+---@field createdAt? string
+---@field updatedAt? string
+---@field [string] any
+
+--- A company of a person row.
+---@class leadpipe.Company
+---@field name? string
+---@field domain? string
+---@field industry? string
+---@field industryGroup? string
+---@field revenueRange? string
+---@field [string] any
+
+--- Where a person is.
+---@class leadpipe.Geo
+---@field city? string
+---@field state? string
+---@field stateCode? string
+---@field country? string
+---@field countryCode? string
+---@field [string] any
+
+--- A topic a person showed intent for.
+---@class leadpipe.Topic
+---@field topicId integer
+---@field topicName? string
+---@field type? string "b2b" or "b2c"
+---@field industry? string
+---@field category? string
+
+--- A person's intent signals.
+---@class leadpipe.Intent
+---@field score? number 1..100
+---@field topicOverlap? integer
+---@field matchedTopics? leadpipe.Topic[]
+
+--- A person row of a run's results. JSON nulls are absent keys: any field, and any nested
+--- object, may be missing; keys the API adds are kept.
+---@class leadpipe.Person
+---@field hashedEmail? string SHA-256 of the email, 64 hex digits
+---@field firstName? string
+---@field lastName? string
+---@field fullName? string
+---@field businessEmail? string
+---@field personalEmail? string
+---@field email? string
+---@field primaryContactEmail? string
+---@field phone? string
+---@field linkedinUrl? string
+---@field headline? string
+---@field jobTitle? string
+---@field seniority? string "director", "vp", "c_suite", ...
+---@field department? string
+---@field company? leadpipe.Company
+---@field geo? leadpipe.Geo
+---@field intent? leadpipe.Intent
+---@field [string] any
+
+--- One results page.
+---@class leadpipe.Page
+---@field state leadpipe.PageState
+---@field run leadpipe.Run
+---@field results leadpipe.Person[] rows (with people{ where = } only the kept ones; raw: JSON text)
+---@field total integer rows of the run
+---@field limit integer
+---@field offset integer
+---@field rows? integer rows the page had (set by results/pages/people)
+---@field kept? integer rows that passed a pushed-down where (nil when nothing was filtered)
+---@field request_id? string
+
+---@class leadpipe.CreateRunOpts
+---@field idempotency_key? string sent on every retry (generated when not given)
+
+---@class leadpipe.ListRunsOpts
+---@field limit? integer 1..100 (API default 25)
+
+---@class leadpipe.ResultsOpts
+---@field limit? integer 1..500 (default 100)
+---@field offset? integer default 0
+
+---@class leadpipe.WaitOpts
+---@field timeout? number seconds to wait (default the client's wait_timeout)
+---@field interval? number first wait between polls (default the client's poll_interval)
+---@field max_interval? number longest wait between polls (default the client's max_poll_interval)
+---@field on_poll? fun(page: leadpipe.Page) called with each pending page
+
+---@class leadpipe.PagesOpts: leadpipe.WaitOpts
+---@field limit? integer rows per page, 1..500 (default 100)
+---@field offset? integer first row (default 0)
+---@field wait? boolean wait for a pending run (default true); false: kind "not_ready"
+---@field prefetch? integer most pages in flight ahead of the reader, 0..16 (default 8)
+
+---@class leadpipe.PeopleOpts: leadpipe.PagesOpts
+---@field where? leadpipe.Where|leadpipe.Predicate pushed down into the decoder when it can take it
+---@field filter? leadpipe.Predicate any function, applied after where
+---@field on_page? fun(page: leadpipe.Page) sees each page (rows, kept, results)
+---@field raw? boolean each row is its JSON text (a string); filter is then not allowed
+
+--- The API client (leadpipe.new). Calls return value or nil, err; iterators raise err.
+---@class leadpipe.Client
+---@field base_url string
+---@field host leadpipe.Host
+---@field user_agent string
+---@field wait_timeout number
+---@field poll_interval number
+---@field max_poll_interval number
+---@field closed? boolean true after close()
+---@field transport table the http transport (internal)
 local Client = {}
 Client.__index = Client
 Client.__name = "leadpipe.client"
@@ -56,6 +223,8 @@ local function raise(err, level)
 end
 
 --- leadpipe.new(opts) -> client. Raises an invalid_argument error on bad options.
+---@param opts? leadpipe.Options
+---@return leadpipe.Client
 function _M.new(opts)
     local o, err = check_opts("leadpipe.new", opts, NEW_OPTS)
     if not o then raise(err, 2) end
@@ -138,7 +307,9 @@ Client.__tostring = function(c)
 end
 
 --- Closes the client's connections; in-flight requests are abandoned. Idempotent.
--- Later calls return (iterators raise) an error of kind "closed".
+--- Later calls return (iterators raise) an error of kind "closed". Also the client's
+--- __close (Lua 5.4 `local c <close> = leadpipe.new{...}`).
+---@return nil
 function Client:close()
     self.closed = true
     self.transport:close()
@@ -206,8 +377,12 @@ end
 -- ===== runs =====
 
 --- client:create_run(audience_id, { idempotency_key = }) -> run | nil, err
--- The key (generated when not given) is sent on every retry, so a retry never makes a
--- second run; the run echoes it in run.idempotencyKey.
+--- The key (generated when not given) is sent on every retry, so a retry never makes a
+--- second run; the run echoes it in run.idempotencyKey.
+---@param aud string audience id (UUID)
+---@param opts? leadpipe.CreateRunOpts
+---@return leadpipe.Run|nil run the new run (queued)
+---@return leadpipe.Error|nil err
 function Client:create_run(aud, opts)
     local fname = "create_run"
     if self.closed then return nil, closed(fname) end
@@ -233,6 +408,10 @@ function Client:create_run(aud, opts)
 end
 
 --- client:list_runs(audience_id, { limit = 25 }) -> array of runs, newest first | nil, err
+---@param aud string audience id (UUID)
+---@param opts? leadpipe.ListRunsOpts
+---@return leadpipe.Run[]|nil runs newest first
+---@return leadpipe.Error|nil err
 function Client:list_runs(aud, opts)
     local fname = "list_runs"
     if self.closed then return nil, closed(fname) end
@@ -249,6 +428,10 @@ function Client:list_runs(aud, opts)
 end
 
 --- client:cancel_run(audience_id, run_id) -> run | nil, err  (only a queued run can be cancelled)
+---@param aud string audience id (UUID)
+---@param run_id string run id (UUID)
+---@return leadpipe.Run|nil run
+---@return leadpipe.Error|nil err
 function Client:cancel_run(aud, run_id)
     local fname = "cancel_run"
     if self.closed then return nil, closed(fname) end
@@ -269,8 +452,13 @@ local function check_page_args(fname, aud, run_id, o)
 end
 
 --- client:results(audience_id, run_id, { limit = 100, offset = 0 }) -> page | nil, err
--- page = { state = "queued"|"running"|"completed", run, results, total, limit, offset }.
--- A failed or cancelled run is an error of kind run_failed / run_cancelled with err.run.
+--- page = { state = "queued"|"running"|"completed", run, results, total, limit, offset }.
+--- A failed or cancelled run is an error of kind run_failed / run_cancelled with err.run.
+---@param aud string audience id (UUID)
+---@param run_id string run id (UUID)
+---@param opts? leadpipe.ResultsOpts
+---@return leadpipe.Page|nil page
+---@return leadpipe.Error|nil err
 function Client:results(aud, run_id, opts)
     local fname = "results"
     if self.closed then return nil, closed(fname) end
@@ -326,7 +514,12 @@ local function check_wait_opts(fname, o)
 end
 
 --- client:wait_run(audience_id, run_id, { timeout = 600, interval = 1, max_interval = 10,
---  on_poll = function(page) end }) -> completed run | nil, err
+---  on_poll = function(page) end }) -> completed run | nil, err
+---@param aud string audience id (UUID)
+---@param run_id string run id (UUID)
+---@param opts? leadpipe.WaitOpts
+---@return leadpipe.Run|nil run the completed run
+---@return leadpipe.Error|nil err kind "timeout" after opts.timeout seconds
 function Client:wait_run(aud, run_id, opts)
     local fname = "wait_run"
     if self.closed then return nil, closed(fname) end
@@ -492,10 +685,21 @@ local function check_iter_args(fname, aud, run_id, o)
     end
 end
 
---- client:pages(audience_id, run_id, { limit = 100, offset = 0, wait = true, prefetch = 1,
---  timeout =, interval =, on_poll = }) -> iterator of pages
--- Follows the documented stop rule (offset + #results >= total). Waits for a pending run
--- unless wait = false. `prefetch` pages are requested ahead while the caller works.
+--- client:pages(audience_id, run_id, { limit = 100, offset = 0, wait = true, prefetch = 8,
+---  timeout =, interval =, max_interval =, on_poll = }) -> iterator of pages
+--- Follows the documented stop rule (offset + #results >= total). Waits for a pending run
+--- unless wait = false. Up to `prefetch` pages (0..16, default 8; 0: one at a time) are on
+--- the wire ahead of the one being read: the window grows while the reader waits on the
+--- wire and halves on a 429 or 503. Pages come out in offset order.
+--- Raises on bad arguments; the iterator raises a leadpipe.Error. The fourth value closes
+--- the iterator (Lua 5.4 to-be-closed), dropping prefetched pages.
+---@param aud string audience id (UUID)
+---@param run_id string run id (UUID)
+---@param opts? leadpipe.PagesOpts
+---@return fun(): leadpipe.Page|nil iter
+---@return nil
+---@return nil
+---@return table closer
 function Client:pages(aud, run_id, opts)
     local fname = "pages"
     if self.closed then error(closed(fname), 2) end
@@ -535,11 +739,20 @@ local function compile_where(fname, where, raw)
 end
 
 --- client:people(audience_id, run_id, { where = {...}, filter = fn, on_page = fn, raw = false,
---  ...pages opts }) -> iterator of person rows across pages, each exactly once.
--- `where` is data and is pushed down into the decoder when it can take it; `filter` is any
--- function, applied after. on_page(page) sees page.rows (rows on the page), page.kept (rows
--- that passed `where`) and page.results (only those rows). With raw = true each row is its
--- JSON text (for writing JSON lines without building tables); `filter` is then not allowed.
+---  ...pages opts }) -> iterator of person rows across pages, each exactly once.
+--- `where` is data and is pushed down into the decoder when it can take it; `filter` is any
+--- function, applied after. on_page(page) sees page.rows (rows on the page), page.kept (rows
+--- that passed `where`) and page.results (only those rows). With raw = true each row is its
+--- JSON text (for writing JSON lines without building tables); `filter` is then not allowed.
+--- Raises on bad arguments; the iterator raises a leadpipe.Error. The fourth value closes
+--- the iterator (Lua 5.4 to-be-closed).
+---@param aud string audience id (UUID)
+---@param run_id string run id (UUID)
+---@param opts? leadpipe.PeopleOpts
+---@return fun(): leadpipe.Person|nil iter rows (strings of JSON with raw = true)
+---@return nil
+---@return nil
+---@return table closer
 function Client:people(aud, run_id, opts)
     local fname = "people"
     if self.closed then error(closed(fname), 2) end
@@ -604,7 +817,7 @@ end
 
 -- ===== audiences, stats and exports (their code: audiences.lua, exports.lua) =====
 
--- What those modules share with this one.
+--- What those modules share with this one (internal: not part of the API).
 _M.internal = {
     audience_path = audience_path, run_path = run_path, data_of = data_of,
     check_run_ids = check_run_ids, check_wait_opts = check_wait_opts,
@@ -614,6 +827,7 @@ _M.internal = {
 require("leadpipe.audiences").install(Client, _M.internal)
 require("leadpipe.exports").install(Client, _M.internal)
 
+--- The Client class (its methods), for code that extends or inspects it.
 _M.Client = Client
 
 return _M

@@ -3,7 +3,8 @@
 -- An error is a plain table with a metatable:
 --   kind         "network", "timeout", "http", "auth", "rate_limited", "not_found",
 --                "run_failed", "run_cancelled", "not_ready", "decode", "invalid_argument",
---                "closed" (a call on a closed client; err.call names it)
+--                "closed" (a call on a closed client; err.call names it), "host" (the host
+--                cannot do I/O here), "io" and "aborted" (export_csv's file or sink)
 --   status       HTTP status (nil for transport failures and argument errors)
 --   code         the API's error code ("RUN_FAILED", "NOT_FOUND", ...) or a transport kind
 --   message      one line for people
@@ -12,13 +13,59 @@
 --   retry_after  seconds the server asked to wait (429/503), if it said
 --   run          for run_failed/run_cancelled: { id, status, errorCode, errorMessage }
 --   method, path the request that failed (path without the query string's secrets: there are none)
+--   attempts     how many times the request was sent
+--   argument     for invalid_argument: the argument at fault; call: for closed, the method
+-- (the LuaLS classes below, leadpipe.ErrorKind and leadpipe.Error, list them all)
 -- It never holds the API key: every field that came from outside (message, code,
 -- request_id, run) is scrubbed (leadpipe.scrub) where http.lua and page.lua build it.
+
+---@alias leadpipe.ErrorKind
+---| "network"          # the wire failed (connect, reset, tls, too_large, aborted...: see err.code)
+---| "timeout"          # a request or a wait ran out of time (code "timeout", "WAIT_TIMEOUT")
+---| "http"             # an HTTP status with no kind of its own, or a page that breaks the rules
+---| "auth"             # HTTP 401 or 403
+---| "rate_limited"     # HTTP 429 (retry_after says how long the server asked to wait)
+---| "not_found"        # HTTP 404, or latest_run found no run (code "NO_RUN")
+---| "run_failed"       # HTTP 409 for a failed run (err.run)
+---| "run_cancelled"    # HTTP 409 for a cancelled run (err.run)
+---| "not_ready"        # the run is still queued or running and the call was told not to wait
+---| "decode"           # a body that is not the JSON the API documents
+---| "invalid_argument" # a bad argument, caught before any request (err.argument names it)
+---| "closed"           # a call on a closed client (err.call names it)
+---| "host"             # the host cannot do I/O here (an nginx phase without cosockets)
+---| "io"               # export_csv could not write its file
+---| "aborted"          # the sink of export_csv stopped the export
+
+--- The error details of a failed run, as the API sends them with a 409.
+---@class leadpipe.ErrorRun
+---@field id? string
+---@field status? string
+---@field errorCode? string
+---@field errorMessage? string
+
+--- The error object every leadpipe call returns (`nil, err`) or raises. `tostring(err)`
+--- gives one line: "leadpipe: kind (HTTP status) CODE: message [request id]".
+---@class leadpipe.Error
+---@field kind leadpipe.ErrorKind what went wrong
+---@field message string one line for people
+---@field retryable boolean true when the same request may succeed later
+---@field status? integer HTTP status (nil for transport failures and argument errors)
+---@field code? string the API's error code ("RUN_FAILED", ...) or a transport kind ("tls", ...)
+---@field request_id? string the API's request id, for support
+---@field retry_after? number seconds the server asked to wait (429/503), if it said
+---@field run? leadpipe.ErrorRun for run_failed/run_cancelled: id, status, errorCode, errorMessage
+---@field attempts? integer how many times the request was sent (errors of the transport)
+---@field method? string HTTP method of the request that failed
+---@field path? string path of the request that failed
+---@field argument? string for invalid_argument: the argument or option at fault
+---@field call? string for closed: the client method that was called
+---@field where? string for code NOT_IN_COROUTINE: "file:line" of the call
 
 local setmetatable, getmetatable = setmetatable, getmetatable
 local tostring, type = tostring, type
 local concat = table.concat
 
+---@class leadpipe.errors
 local _M = { _VERSION = require "leadpipe.version" }
 
 local mt = {}
@@ -37,7 +84,12 @@ end
 -- Kinds whose failures a retry can cure.
 local retryable_kinds = { network = true, timeout = true, rate_limited = true }
 
---- Makes an error. `fields` may set any of the documented keys.
+--- Makes an error. `fields` may set any of the documented keys; `retryable` defaults to
+--- true for the kinds network, timeout and rate_limited.
+---@param kind leadpipe.ErrorKind
+---@param message? string defaults to fields.message, then to kind
+---@param fields? table any other leadpipe.Error fields
+---@return leadpipe.Error
 function _M.new(kind, message, fields)
     local e = {}
     if fields then
@@ -49,11 +101,16 @@ function _M.new(kind, message, fields)
     return setmetatable(e, mt)
 end
 
+--- Whether x is a leadpipe error object.
+---@param x any
+---@return boolean
 function _M.is_error(x)
     return type(x) == "table" and getmetatable(x) == mt
 end
 
--- Kind for an HTTP status that is not a success.
+--- Kind for an HTTP status that is not a success.
+---@param status integer
+---@return leadpipe.ErrorKind kind "auth", "not_found", "rate_limited" or "http"
 function _M.kind_for_status(status)
     if status == 401 or status == 403 then return "auth" end
     if status == 404 then return "not_found" end
@@ -61,11 +118,14 @@ function _M.kind_for_status(status)
     return "http"
 end
 
--- Whether a failed HTTP status may succeed when the request is sent again.
+--- Whether a failed HTTP status may succeed when the request is sent again (408, 429, 5xx).
+---@param status integer
+---@return boolean
 function _M.status_retryable(status)
     return status == 429 or (status >= 500 and status <= 599) or status == 408
 end
 
+--- The metatable of error objects.
 _M.metatable = mt
 
 return _M

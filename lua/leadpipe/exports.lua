@@ -16,6 +16,65 @@ local core = require "leadpipe.core"
 local type, tostring, tonumber, pairs = type, tostring, tonumber, pairs
 local io_open, os_remove, os_rename = io.open, os.remove, os.rename
 
+---@class leadpipe.StatsOpts: leadpipe.WaitOpts
+---@field wait? boolean wait for a pending run (default false: kind "not_ready")
+
+---@class leadpipe.ExportCsvOpts: leadpipe.WaitOpts
+---@field path? string the file to write (one of path and sink)
+---@field sink? fun(chunk: string): boolean|nil receives the CSV piece by piece; false stops
+---@field wait? boolean wait for a pending run (default true)
+
+--- What export_csv returns.
+---@class leadpipe.CsvExport
+---@field path? string the file written (nil with a sink)
+---@field bytes integer bytes of CSV written
+---@field row_cap? integer the API's cap of rows per export (X-Export-Row-Cap)
+---@field request_id? string the API's trace id of the export
+---@field [string] any
+
+--- A run's stats (GET .../stats): the run, and stats{ total, fillRates, scoreHistogram,
+--- averages }.
+---@class leadpipe.Stats
+---@field run? leadpipe.Run
+---@field stats? leadpipe.RunStats
+---@field [string] any
+
+---@class leadpipe.RunStats
+---@field total? integer
+---@field fillRates? table<string, { count: integer, percent: number }> by field path
+---@field scoreHistogram? { bucket: string, count: integer, percent: number }[]
+---@field averages? table
+
+--- A stored CSV export of a run.
+---@class leadpipe.Export
+---@field id string UUID
+---@field runId? string
+---@field audienceId? string
+---@field organizationId? string
+---@field exportType? string "csv"
+---@field status? string "processing", "completed", ...
+---@field byteSize? integer
+---@field rowCount? integer
+---@field fileName? string
+---@field contentType? string
+---@field errorCode? string
+---@field errorMessage? string
+---@field completedAt? string
+---@field expiresAt? string
+---@field createdAt? string
+---@field updatedAt? string
+---@field [string] any
+
+--- What create_export and export return.
+---@class leadpipe.StoredExport
+---@field export leadpipe.Export
+---@field downloadUrl string signed URL, no API key needed
+---@field downloadUrlExpiresAt? string
+---@field downloadUrlTtlSeconds? integer
+---@field created boolean true when this call created the export (HTTP 201)
+---@field [string] any
+
+---@class leadpipe.exports
 local _M = { _VERSION = require "leadpipe.version" }
 
 local invalid, check_opts, set, first = args.invalid, args.check_opts, args.set, args.first
@@ -51,7 +110,14 @@ local function pending_state(body)
     return data.state or run.status or "running", run
 end
 
-function _M.install(Client, h)
+--- Adds client:stats, client:export_csv, client:create_export and client:export to the
+--- Client class (called once by client.lua).
+---@param client_class table the Client class of client.lua
+---@param h table what client.lua shares (client.internal)
+---@return nil
+function _M.install(client_class, h)
+    ---@class leadpipe.Client
+    local Client = client_class
     local run_path, data_of, poll = h.run_path, h.data_of, h.poll_until_complete
 
     -- Fetches with fetch() -> { state =, ... } | nil, err until it is completed (wait) or
@@ -71,9 +137,14 @@ function _M.install(Client, h)
     local STATS_OPTS = with_wait_opts({}, h)
 
     --- client:stats(audience_id, run_id, { wait = false, timeout =, interval =,
-    --  max_interval =, on_poll = }) -> stats data | nil, err
-    -- A pending run is an error of kind "not_ready", or with wait = true is waited for
-    -- (like wait_run; kind "timeout" after `timeout` seconds).
+    ---  max_interval =, on_poll = }) -> stats data | nil, err
+    --- A pending run is an error of kind "not_ready", or with wait = true is waited for
+    --- (like wait_run; kind "timeout" after `timeout` seconds).
+    ---@param aud string audience id (UUID)
+    ---@param run_id string run id (UUID)
+    ---@param opts? leadpipe.StatsOpts
+    ---@return leadpipe.Stats|nil stats
+    ---@return leadpipe.Error|nil err
     function Client:stats(aud, run_id, opts)
         local fname = "stats"
         if self.closed then return nil, h.closed(fname) end
@@ -113,11 +184,18 @@ function _M.install(Client, h)
             return nil, io_error(fname, path, ferr)
         end
         local d = {}
+        --- Writes one piece to the temporary file; nil (and d.err) when it cannot.
+        ---@param chunk string
+        ---@return boolean|nil ok
         function d.write(chunk)
             local ok, werr = f:write(chunk)
             if not ok then d.err = werr end
             return ok
         end
+        --- Closes the file and renames it into place when ok, else removes it.
+        ---@param ok boolean whether the export succeeded
+        ---@return true|nil ok
+        ---@return leadpipe.Error|nil err
         function d.finish(ok)
             local cok, cerr = f:close()
             if ok and cok then
@@ -133,13 +211,18 @@ function _M.install(Client, h)
     end
 
     --- client:export_csv(audience_id, run_id, { path = FILE | sink = function(chunk) ... end,
-    --  wait = true, timeout =, interval =, max_interval =, on_poll = })
-    -- -> { path =, bytes =, row_cap =, request_id = } | nil, err
-    -- Streams the run's CSV (export.csv, capped by the API at row_cap rows) to the file or
-    -- the function without holding it in memory. sink(chunk) returns true to go on;
-    -- false, or a raised error, stops the export (kind "aborted" / the error raised).
-    -- A pending run is waited for, or with wait = false is an error of kind "not_ready".
-    -- On any failure no file is left at `path` (nor a temporary one).
+    ---  wait = true, timeout =, interval =, max_interval =, on_poll = })
+    --- -> { path =, bytes =, row_cap =, request_id = } | nil, err
+    --- Streams the run's CSV (export.csv, capped by the API at row_cap rows) to the file or
+    --- the function without holding it in memory. sink(chunk) returns true to go on;
+    --- false, or a raised error, stops the export (kind "aborted" / the error raised).
+    --- A pending run is waited for, or with wait = false is an error of kind "not_ready".
+    --- On any failure no file is left at `path` (nor a temporary one).
+    ---@param aud string audience id (UUID)
+    ---@param run_id string run id (UUID)
+    ---@param opts leadpipe.ExportCsvOpts needs path or sink
+    ---@return leadpipe.CsvExport|nil export
+    ---@return leadpipe.Error|nil err
     function Client:export_csv(aud, run_id, opts)
         local fname = "export_csv"
         if self.closed then return nil, h.closed(fname) end
@@ -203,10 +286,15 @@ function _M.install(Client, h)
     end
 
     --- client:create_export(audience_id, run_id) -> { export =, downloadUrl =,
-    --  downloadUrlExpiresAt =, downloadUrlTtlSeconds =, created = } | nil, err
-    -- Create-or-reuse: the API answers 201 (created = true) for a new stored export and
-    -- 200 (created = false) with the one already stored, each time with a fresh signed URL.
-    -- A pending run: kind "not_ready".
+    ---  downloadUrlExpiresAt =, downloadUrlTtlSeconds =, created = } | nil, err
+    --- Create-or-reuse: the API answers 201 (created = true) for a new stored export and
+    --- 200 (created = false) with the one already stored, each time with a fresh signed URL.
+    --- A pending run: kind "not_ready".
+    ---@param aud string audience id (UUID)
+    ---@param run_id string run id (UUID)
+    ---@param opts? table no option is defined; any key is an invalid_argument error
+    ---@return leadpipe.StoredExport|nil export
+    ---@return leadpipe.Error|nil err
     function Client:create_export(aud, run_id, opts)
         local fname = "create_export"
         if self.closed then return nil, h.closed(fname) end
@@ -222,6 +310,12 @@ function _M.install(Client, h)
     end
 
     --- client:export(audience_id, run_id, export_id) -> same shape as create_export | nil, err
+    ---@param aud string audience id (UUID)
+    ---@param run_id string run id (UUID)
+    ---@param export_id string export id (UUID)
+    ---@param opts? table no option is defined; any key is an invalid_argument error
+    ---@return leadpipe.StoredExport|nil export
+    ---@return leadpipe.Error|nil err
     function Client:export(aud, run_id, export_id, opts)
         local fname = "export"
         if self.closed then return nil, h.closed(fname) end

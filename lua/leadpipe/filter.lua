@@ -29,6 +29,36 @@ local concat, sort = table.concat, table.sort
 local is_callable = argcheck.is_callable
 local predicate = require "leadpipe.predicate"
 
+--- A test of a person row (any table): true when the row matches.
+---@alias leadpipe.Predicate fun(row: leadpipe.Person|table): boolean
+
+--- A where{} spec: each key builds the predicate of the same name; all must hold. A string
+--- stands for a one-item list. An empty spec matches every row.
+---@class leadpipe.Where
+---@field min_score? number intent.score >= this
+---@field max_score? number intent.score <= this
+---@field seniority? string|string[] seniority is one of these (case-insensitive)
+---@field seniority_at_least? string seniority ranks at least this (see filter.ranks)
+---@field department? string|string[] department is one of these (case-insensitive)
+---@field country? string|string[] geo.countryCode or geo.country is one of these
+---@field has? string|string[] every dotted path holds a non-empty value
+---@field topic? integer|string|(integer|string)[] one of intent.matchedTopics has this id or name
+
+--- What compile() returns.
+---@class leadpipe.CompiledWhere
+---@field fn leadpipe.Predicate where(spec)
+---@field native? userdata the same test for core.decode_page (nil when it cannot be pushed down)
+
+---@class leadpipe.filter
+---@field ranks table<string, number> the current rank table (see set_ranks)
+---@field default_ranks table<string, number> the ranks leadpipe starts with
+---@field where_keys string[] the keys a where{} may hold, sorted
+---@field filter fun(iter: leadpipe.Rows, p: leadpipe.Predicate|leadpipe.Where): fun(): any see leadpipe.iter
+---@field map fun(iter: leadpipe.Rows, fn: fun(row: any): any): fun(): any see leadpipe.iter
+---@field take fun(iter: leadpipe.Rows, n: integer): fun(): any see leadpipe.iter
+---@field collect fun(iter: leadpipe.Rows): any[] see leadpipe.iter
+---@field count fun(iter: leadpipe.Rows): integer see leadpipe.iter
+---@field top fun(iter: leadpipe.Rows, n: integer, key?: string|leadpipe.KeyFn): any[] see leadpipe.iter
 local _M = { _VERSION = require "leadpipe.version" }
 
 -- Misuse raises an error object (leadpipe.errors) of kind "invalid_argument".
@@ -67,7 +97,9 @@ local function sorted_keys(t)
 end
 
 --- Replaces the rank table. `ranks` maps a seniority name (string) to a rank (a number);
--- names are matched case-insensitively. Returns the previous table. Raises on misuse.
+--- names are matched case-insensitively. Returns the previous table. Raises on misuse.
+---@param ranks table<string, number>
+---@return table<string, number> previous
 function _M.set_ranks(ranks)
     if type(ranks) ~= "table" then
         fail("set_ranks: ranks must be a table of name = number, got " .. type(ranks), 2)
@@ -91,6 +123,7 @@ end
 -- ===== Paths ===============================================================================
 
 local valid_path, split_path, get_parts = path.valid, path.split, path.get_parts
+--- get(row, path) -> value | nil (leadpipe.path.get).
 _M.get = path.get
 
 -- ===== Argument checks =====================================================================
@@ -136,6 +169,8 @@ local function score_of(row)
 end
 
 --- min_score(n) -> predicate: intent.score >= n. A row without a score does not match.
+---@param n number
+---@return leadpipe.Predicate
 function _M.min_score(n)
     check_number("min_score", "n", n, 2)
     return function(row)
@@ -145,6 +180,8 @@ function _M.min_score(n)
 end
 
 --- max_score(n) -> predicate: intent.score <= n. A row without a score does not match.
+---@param n number
+---@return leadpipe.Predicate
 function _M.max_score(n)
     check_number("max_score", "n", n, 2)
     return function(row)
@@ -164,19 +201,26 @@ local function field_in(field, set)
 end
 
 --- seniority(...) -> predicate: row.seniority is one of the given values (case-insensitive).
--- Takes strings, or one list of strings.
+--- Takes strings, or one list of strings.
+---@param ... string|string[]
+---@return leadpipe.Predicate
 function _M.seniority(...)
     return field_in("seniority", string_set("seniority", 2, ...))
 end
 
 --- department(...) -> predicate: row.department is one of the given values (case-insensitive).
+--- Takes strings, or one list of strings.
+---@param ... string|string[]
+---@return leadpipe.Predicate
 function _M.department(...)
     return field_in("department", string_set("department", 2, ...))
 end
 
 --- seniority_at_least(level) -> predicate: the row's seniority ranks at least as high as
--- `level` in the rank table (see `ranks`). Unknown and missing seniorities never match.
--- Raises when `level` is not in the rank table.
+--- `level` in the rank table (see `ranks`). Unknown and missing seniorities never match.
+--- Raises when `level` is not in the rank table.
+---@param level string a seniority name, e.g. "director"
+---@return leadpipe.Predicate
 function _M.seniority_at_least(level)
     if type(level) ~= "string" then
         fail("seniority_at_least: level must be a seniority name (string), got " .. type(level), 2)
@@ -196,7 +240,9 @@ function _M.seniority_at_least(level)
 end
 
 --- country(...) -> predicate: geo.countryCode or geo.country equals one of the values,
--- case-insensitively ("US", "us" and "united states" all work).
+--- case-insensitively ("US", "us" and "united states" all work). Takes strings, or one list.
+---@param ... string|string[]
+---@return leadpipe.Predicate
 function _M.country(...)
     local set = string_set("country", 2, ...)
     return function(row)
@@ -209,8 +255,11 @@ function _M.country(...)
 end
 
 --- topic(...) -> predicate: one of intent.matchedTopics has a given topic id or name.
--- A number matches topicId; a string matches topicName case-insensitively, and a string of
--- digits ("117796", as typed on a command line) also matches that topicId.
+--- A number matches topicId; a string matches topicName case-insensitively, and a string of
+--- digits ("117796", as typed on a command line) also matches that topicId. Takes ids and
+--- names, or one list of them.
+---@param ... integer|string|(integer|string)[]
+---@return leadpipe.Predicate
 function _M.topic(...)
     local args, n = arg_list(...)
     if n == 0 then fail("topic: needs at least one topic id or name", 2) end
@@ -252,8 +301,10 @@ local function present(v)
 end
 
 --- has(field, ...) -> predicate: every named field (a dotted path such as "businessEmail",
--- "phone", "linkedinUrl" or "company.domain") holds a non-empty value: not missing, not
--- false, not a blank string, not an empty table. Takes paths, or one list of paths.
+--- "phone", "linkedinUrl" or "company.domain") holds a non-empty value: not missing, not
+--- false, not a blank string, not an empty table. Takes paths, or one list of paths.
+---@param ... string|string[] dotted paths
+---@return leadpipe.Predicate
 function _M.has(...)
     local args, n = arg_list(...)
     if n == 0 then fail("has: needs at least one field path", 2) end
@@ -291,6 +342,8 @@ local function check_predicates(fname, ...)
 end
 
 --- all(p1, p2, ...) -> predicate true when every predicate is (true for no predicates).
+---@param ... leadpipe.Predicate
+---@return leadpipe.Predicate
 function _M.all(...)
     local ps, n = check_predicates("all", ...)
     if n == 1 then return ps[1] end
@@ -303,6 +356,8 @@ function _M.all(...)
 end
 
 --- any(p1, p2, ...) -> predicate true when at least one predicate is (false for none).
+---@param ... leadpipe.Predicate
+---@return leadpipe.Predicate
 function _M.any(...)
     local ps, n = check_predicates("any", ...)
     if n == 1 then return ps[1] end
@@ -315,6 +370,8 @@ function _M.any(...)
 end
 
 --- negate(p) -> predicate true when p is false.
+---@param p leadpipe.Predicate
+---@return leadpipe.Predicate
 function _M.negate(p)
     if not is_callable(p) then
         fail("negate: predicate must be a function, got " .. type(p), 2)
@@ -338,6 +395,7 @@ local where_rules = {
 local where_keys = {}
 for _, r in ipairs(where_rules) do where_keys[r.key] = r end
 local where_key_list = sorted_keys(where_keys)
+--- The keys a where{} may hold, sorted.
 _M.where_keys = where_key_list
 
 local rule_text = {
@@ -407,7 +465,9 @@ local function where_closures(spec)
     return _M.all((table.unpack or unpack)(ps))
 end
 --- where_closures(spec) -> the predicate of where(spec) built from the constructors only:
--- the reference that the specs and bench/where_plain.lua hold the generated code to.
+--- the reference that the specs and bench/where_plain.lua hold the generated code to.
+---@param spec leadpipe.Where
+---@return leadpipe.Predicate
 _M.where_closures = function(spec)
     check_where(spec)
     return where_closures(spec)
@@ -420,14 +480,16 @@ local function where_fast(spec)
 end
 
 --- where(spec) -> predicate built from a table, as the CLI and config files use:
---   where{ min_score = 80, max_score = 99, seniority = {"director", "vp"},
---          seniority_at_least = "director", department = "marketing", country = {"US", "CA"},
---          topic = {117796, "internet marketing automation"}, has = {"businessEmail", "phone"} }
--- Each key builds the predicate of the same name; all of them must hold. A string stands
--- for a one-item list. An empty spec matches every row. A function is returned unchanged, so
--- a `where` option may take either. Raises naming the key and the rule on a wrong type, and
--- naming the valid keys on an unknown key. The predicate is Lua source specialised to the spec,
--- loaded once (see leadpipe.predicate), as fast as a hand-written test.
+---   where{ min_score = 80, max_score = 99, seniority = {"director", "vp"},
+---          seniority_at_least = "director", department = "marketing", country = {"US", "CA"},
+---          topic = {117796, "internet marketing automation"}, has = {"businessEmail", "phone"} }
+--- Each key builds the predicate of the same name; all of them must hold. A string stands
+--- for a one-item list. An empty spec matches every row. A function is returned unchanged, so
+--- a `where` option may take either. Raises naming the key and the rule on a wrong type, and
+--- naming the valid keys on an unknown key. The predicate is Lua source specialised to the spec,
+--- loaded once (see leadpipe.predicate), as fast as a hand-written test.
+---@param spec leadpipe.Where|leadpipe.Predicate
+---@return leadpipe.Predicate
 function _M.where(spec)
     if is_callable(spec) then return spec end
     check_where(spec)
@@ -435,10 +497,12 @@ function _M.where(spec)
 end
 
 --- compile(spec) -> { fn = predicate, native = core predicate | nil }
--- `fn` is where(spec); `native` is the same test compiled by leadpipe.core for its page
--- decoder (core.decode_page(body, native)), so rows that fail it are never built. `native` is
--- nil when spec is a function (it cannot be pushed down) and when the core was built without
--- simdjson (no core.decode_page). Raises like where().
+--- `fn` is where(spec); `native` is the same test compiled by leadpipe.core for its page
+--- decoder (core.decode_page(body, native)), so rows that fail it are never built. `native` is
+--- nil when spec is a function (it cannot be pushed down) and when the core was built without
+--- simdjson (no core.decode_page). Raises like where().
+---@param spec leadpipe.Where|leadpipe.Predicate
+---@return leadpipe.CompiledWhere
 function _M.compile(spec)
     if is_callable(spec) then return { fn = spec } end
     check_where(spec)

@@ -47,6 +47,36 @@ local type, error, pairs = type, error, pairs
 local min = math.min
 local coroutine = coroutine
 
+--- How leadpipe waits (see the top of leadpipe/hosts.lua). A custom host needs now, sleep,
+--- and wait_io or io (with waker, await and wake).
+---@class leadpipe.Host
+---@field name? string "blocking", "openresty", "neovim", "luv" or your own
+---@field transport? string the wire that moves the bytes (default "curl"; "cosocket")
+---@field now fun(): number monotonic seconds
+---@field sleep fun(seconds: number) waits that long
+---@field check? fun(fname?: string, level?: integer): leadpipe.Error|nil nil when leadpipe may wait here
+---@field wait_io? fun(session: userdata, seconds: number) poll mode: waits for curl's transfers
+---@field io? leadpipe.HostIO socket mode (event loops)
+---@field waker? fun(fname?: string): leadpipe.Waker a waker for the running coroutine
+---@field await? fun(w: leadpipe.Waker) yields until wake(w)
+---@field wake? fun(w: leadpipe.Waker) idempotent; resumes the coroutine later, from the loop
+---@field relax? fun() gives the loop a turn after host.slice seconds of work
+---@field slice? number seconds of work before relax() yields (0.01)
+---@field stats? { wakeups: integer, polls: integer, timers: integer, resumes: integer }
+
+--- The socket mode of an event-loop host.
+---@class leadpipe.HostIO
+---@field poll fun(fd: integer, on_ready: fun(events: string)): leadpipe.Watcher
+---@field timer fun(on_fire: fun(), weak?: boolean): leadpipe.Timer
+
+--- What host.waker returns: the coroutine to resume.
+---@class leadpipe.Waker
+---@field co thread
+---@field fired? boolean
+---@field waiting? boolean
+
+---@class leadpipe.hosts
+---@field blocking leadpipe.Host the default host: blocks in curl_multi_poll / nanosleep
 local _M = { _VERSION = require "leadpipe.version" }
 
 -- ===== blocking =====
@@ -193,8 +223,14 @@ end
 
 local function luv_host(name, uv, vim)
     local stats = { wakeups = 0, polls = 0, timers = 0, resumes = 0 }
+    ---@type leadpipe.Host
     local host = { name = name, now = core.now, stats = stats, slice = 0.01 }
 
+    --- nil when leadpipe may wait here (a yieldable coroutine), else the error naming the
+    --- caller `level` frames up.
+    ---@param fname? string the leadpipe call
+    ---@param level? integer as error()'s level
+    ---@return leadpipe.Error|nil err
     function host.check(fname, level)
         local co, main = running()
         if co and not main and (not isyieldable or isyieldable()) then return nil end
@@ -215,8 +251,14 @@ local function luv_host(name, uv, vim)
         end
     end
 
+    --- A socket watcher of host.io.poll.
+    ---@class leadpipe.Watcher
+    ---@field closed? boolean
     local Watcher = {}
     Watcher.__index = Watcher
+    --- Watches for `events`: "r", "w", "rw", or "" (nothing for now).
+    ---@param events ""|"r"|"w"|"rw"
+    ---@return nil
     function Watcher:start(events)
         if self.closed then return end
         if events == "" then
@@ -225,6 +267,8 @@ local function luv_host(name, uv, vim)
             self.handle:start(events, self.cb)
         end
     end
+    --- Stops and closes the watcher. Idempotent.
+    ---@return nil
     function Watcher:close()
         if self.closed then return end
         self.closed = true
@@ -232,8 +276,14 @@ local function luv_host(name, uv, vim)
         self.handle:close()
     end
 
+    --- A one-shot timer of host.io.timer.
+    ---@class leadpipe.Timer
+    ---@field closed? boolean
     local Timer = {}
     Timer.__index = Timer
+    --- Fires once after `ms` milliseconds; a started timer restarts.
+    ---@param ms number
+    ---@return nil
     function Timer:start(ms)
         if self.closed then return end
         -- The loop's clock is cached per turn and may be old here (a start from outside a
@@ -242,9 +292,12 @@ local function luv_host(name, uv, vim)
         self.handle:stop()
         self.handle:start(ms > 0 and ms - ms % 1 or 0, 0, self.cb)
     end
+    --- Stops the timer (it may be started again).
+    ---@return nil
     function Timer:stop()
         if not self.closed then self.handle:stop() end
     end
+    --- Stops and closes the timer. Idempotent.
     Timer.close = Watcher.close
 
     host.io = {
@@ -263,6 +316,9 @@ local function luv_host(name, uv, vim)
         end,
     }
 
+    --- A waker for the running coroutine; raises the check's error outside a coroutine.
+    ---@param fname? string the leadpipe call, for the error
+    ---@return leadpipe.Waker
     function host.waker(fname)
         local co, main = running()
         if not co or main then error(check_error(name, fname or "leadpipe", 2), 2) end
@@ -290,12 +346,18 @@ local function luv_host(name, uv, vim)
         end
     end
 
+    --- Idempotent; the coroutine resumes later from the loop, never inside the caller.
+    ---@param w leadpipe.Waker
+    ---@return nil
     function host.wake(w)
         if w.fired then return end
         w.fired = true
         if w.waiting then later(w) end
     end
 
+    --- Yields until host.wake(w); other resumes are ignored.
+    ---@param w leadpipe.Waker
+    ---@return nil
     function host.await(w)
         while not w.fired do -- a resume that is not ours (the user's scheduler) changes nothing
             w.waiting = true
@@ -304,8 +366,9 @@ local function luv_host(name, uv, vim)
         end
     end
 
-    -- Long runs of work without a wait (prefetched pages that are already there) give the
-    -- loop a turn every SLICE seconds, so the editor never stalls for more than about that.
+    --- Long runs of work without a wait (prefetched pages that are already there) give the
+    --- loop a turn every SLICE seconds, so the editor never stalls for more than about that.
+    ---@return nil
     function host.relax()
         if core.now() - resumed_at < host.slice then return end
         local w = host.waker("relax")
@@ -318,6 +381,9 @@ local function luv_host(name, uv, vim)
         host.await(w)
     end
 
+    --- Waits `seconds` on a timer of the loop (the coroutine yields).
+    ---@param seconds number
+    ---@return nil
     function host.sleep(seconds)
         local w = host.waker("sleep")
         local t
@@ -349,6 +415,9 @@ end
 local factories = { openresty = openresty, neovim = neovim, luv = luv }
 
 --- Returns the host for a name or checks a custom host table; nil, message when unusable.
+---@param host? leadpipe.HostName|leadpipe.Host nil: "blocking"
+---@return leadpipe.Host|nil host
+---@return string|nil message why it cannot be used
 function _M.resolve(host)
     if host == nil or host == "blocking" then return _M.blocking end
     if type(host) == "string" then
@@ -379,10 +448,14 @@ function _M.resolve(host)
 end
 
 --- hosts.run(fn, on_error, ...) -> coroutine: runs fn(...) in a new coroutine, at once
--- (on Neovim, from a fast event such as a vim.loop callback: through vim.schedule).
--- An error that ends fn goes to on_error(err); without on_error it is reported, never
--- raised: through vim.notify(tostring(err), ERROR) in Neovim, on stderr elsewhere.
--- (No pcall inside the coroutine: PUC Lua 5.1 cannot yield across one.)
+--- (on Neovim, from a fast event such as a vim.loop callback: through vim.schedule).
+--- An error that ends fn goes to on_error(err); without on_error it is reported, never
+--- raised: through vim.notify(tostring(err), ERROR) in Neovim, on stderr elsewhere.
+--- (No pcall inside the coroutine: PUC Lua 5.1 cannot yield across one.)
+---@param fn function
+---@param on_error? fun(err: any)
+---@param ... any the arguments of fn
+---@return thread co
 function _M.run(fn, on_error, ...)
     if type(fn) ~= "function" then error("hosts.run: fn must be a function", 2) end
     if on_error ~= nil and type(on_error) ~= "function" then

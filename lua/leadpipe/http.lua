@@ -367,7 +367,9 @@ function Transport:finish(call)
         local req = call.req
         if self.closed then return nil, closed_error(call) end
         if not req then
-            return nil, errors.new("network", "request was cancelled", { code = "aborted" })
+            return nil, errors.new("network", "request was cancelled", {
+                code = "aborted", retryable = false, method = call.method, path = call.path,
+            })
         end
         local status, headers, body
         if call.sink and self.wire.stream then

@@ -13,18 +13,30 @@ local errors = require "leadpipe.errors"
 local hosts = require "leadpipe.hosts"
 local filter = require "leadpipe.filter"
 
+--- The leadpipe module.
+---@class leadpipe
+---@field VERSION string the library's version (leadpipe.version)
+---@field errors leadpipe.errors
+---@field hosts leadpipe.hosts
+---@field filter leadpipe.filter
+---@field iter leadpipe.iter
+---@field path leadpipe.path
 local _M = {
     _VERSION = "leadpipe " .. client._VERSION,
     VERSION = client._VERSION,
 }
 
+--- leadpipe.new(opts) -> client. Raises an invalid_argument error on bad options.
+--- See leadpipe.Options for every option.
 _M.new = client.new
+--- Whether x is a leadpipe error object (leadpipe.Error).
 _M.is_error = errors.is_error
 _M.errors = errors
 _M.hosts = hosts
 _M.filter = filter
 _M.iter = require "leadpipe.iter"
 _M.path = require "leadpipe.path"
+--- get(row, path) -> value | nil: nil-safe dotted path access (leadpipe.path.get).
 _M.get = filter.get
 
 return _M

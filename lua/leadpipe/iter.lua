@@ -21,6 +21,12 @@ local sort = table.sort
 local huge = math.huge
 local is_callable = args.is_callable
 
+--- An iterator of rows (a function returning the next row, nil at the end) or an array.
+---@alias leadpipe.Rows (fun(): any)|any[]
+--- The key of a row for top(): a number or a string (all of one type), nil when missing.
+---@alias leadpipe.KeyFn fun(row: any): number|string|nil
+
+---@class leadpipe.iter
 local _M = { _VERSION = require "leadpipe.version" }
 
 -- Misuse raises an error object (leadpipe.errors) of kind "invalid_argument".
@@ -57,7 +63,10 @@ local function check_count(fname, n, level)
 end
 
 --- filter(iter, p) -> iterator of the rows for which p(row) is true.
--- `p` may also be a where{} table.
+--- `p` may also be a where{} table.
+---@param iter leadpipe.Rows
+---@param p leadpipe.Predicate|leadpipe.Where
+---@return fun(): any
 function _M.filter(iter, p)
     local it = to_iter("filter", iter, 2)
     if type(p) == "table" and not is_callable(p) then
@@ -75,7 +84,10 @@ function _M.filter(iter, p)
 end
 
 --- map(iter, fn) -> iterator of fn(row). A row for which fn returns nil is skipped (a nil
--- would otherwise end a for loop early and silently lose the rest).
+--- would otherwise end a for loop early and silently lose the rest).
+---@param iter leadpipe.Rows
+---@param fn fun(row: any): any
+---@return fun(): any
 function _M.map(iter, fn)
     local it = to_iter("map", iter, 2)
     check_callable("map", "fn", fn, 2)
@@ -90,6 +102,9 @@ function _M.map(iter, fn)
 end
 
 --- take(iter, n) -> iterator of at most the first n rows; `iter` is called at most n times.
+---@param iter leadpipe.Rows
+---@param n integer >= 0
+---@return fun(): any
 function _M.take(iter, n)
     local it = to_iter("take", iter, 2)
     check_count("take", n, 2)
@@ -107,6 +122,8 @@ function _M.take(iter, n)
 end
 
 --- collect(iter) -> array of every row.
+---@param iter leadpipe.Rows
+---@return any[]
 function _M.collect(iter)
     local it = to_iter("collect", iter, 2)
     local out, n = {}, 0
@@ -119,6 +136,8 @@ function _M.collect(iter)
 end
 
 --- count(iter) -> number of rows.
+---@param iter leadpipe.Rows
+---@return integer
 function _M.count(iter)
     local it = to_iter("count", iter, 2)
     local n = 0
@@ -167,11 +186,15 @@ local function sift_down(h, i, n)
 end
 
 --- top(iter, n, key) -> array of the best n rows, best first.
--- `key` is a function(row) -> number|string|nil or a dotted path (default "intent.score").
--- Higher keys are better; a missing key (nil, or NaN) ranks below every other; keys must
--- all be numbers or all strings. Ties keep input order: of two rows with the same key the
--- earlier one ranks higher. Uses a bounded heap of n entries: O(rows * log n) time and O(n)
--- memory, never a sort of every row.
+--- `key` is a function(row) -> number|string|nil or a dotted path (default "intent.score").
+--- Higher keys are better; a missing key (nil, or NaN) ranks below every other; keys must
+--- all be numbers or all strings. Ties keep input order: of two rows with the same key the
+--- earlier one ranks higher. Uses a bounded heap of n entries: O(rows * log n) time and O(n)
+--- memory, never a sort of every row.
+---@param iter leadpipe.Rows
+---@param n integer >= 0
+---@param key? string|leadpipe.KeyFn a dotted path or a function (default "intent.score")
+---@return any[]
 function _M.top(iter, n, key)
     local it = to_iter("top", iter, 2)
     check_count("top", n, 2)

@@ -28,13 +28,21 @@ local format, gsub, find = string.format, string.gsub, string.find
 local concat, sort = table.concat, table.sort
 local floor, huge = math.floor, math.huge
 
+---@class leadpipe.json
 local _M = { _VERSION = require "leadpipe.version" }
 
+--- decode(text) -> value | nil, "decode: <reason>". JSON null becomes an absent key (and is
+--- dropped from arrays); every array carries array_mt; integral numbers are integers on 5.3+.
+---@type fun(text: string): any, string|nil
 _M.decode = core.decode
 
 local array_mt = core.array_mt
+--- The metatable of decoded arrays (an empty table with it encodes as []).
 _M.array_mt = array_mt
 
+--- array(t) -> t with array_mt, so that an empty t encodes as [].
+---@param t? table default a new table
+---@return table t
 function _M.array(t)
     return setmetatable(t or {}, array_mt)
 end
@@ -165,6 +173,9 @@ encode_value = function(v, buf, n, depth, seen)
 end
 
 --- encode(value) -> JSON text. Raises "json.encode: ..." on a value JSON cannot hold.
+--- Compact, object keys sorted, so the same value always gives the same text.
+---@param value any
+---@return string json
 function _M.encode(value)
     local t = type(value)
     -- Fast paths for leaves.

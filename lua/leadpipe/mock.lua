@@ -14,6 +14,49 @@
 -- client gets every row exactly once. The contract is in docs/internals.md.
 local mockserver = require "leadpipe.mockserver"
 
+--- An audience of the mock server.
+---@class leadpipe.mock.Audience
+---@field id string UUID
+---@field rows? integer people rows of its runs (default 1000)
+---@field name? string
+---@field status? "draft"|"active"|"paused" default "active"
+---@field fail? true|{ code?: string, message?: string } every run fails (true: code RUN_FAILED)
+
+--- Fault injection of the mock server (see docs/internals.md).
+---@class leadpipe.mock.Faults
+---@field rate? number probability of a fault per request
+---@field every? integer fault every Nth request (kinds in turn)
+---@field seed? integer default the server's seed
+---@field kinds? string[] of mock.FAULT_KINDS ("429", "429_date", "500", "502", "503", "drop", "truncate")
+---@field retry_after? integer seconds, for the 429s (default 1)
+
+--- Options of mock.start and mock.serve (see docs/internals.md).
+---@class leadpipe.mock.Options
+---@field port? integer 0: a free port (serve: default 8080); always bound to 127.0.0.1
+---@field api_key? string the key it accepts (default mock.DEFAULT_KEY)
+---@field seed? integer rows and faults are deterministic from it (default 1)
+---@field audiences? leadpipe.mock.Audience[] default mock.AUDIENCES
+---@field queued_ms? integer a new run is queued that long
+---@field running_ms? integer then running that long
+---@field latency_ms? integer added to every response
+---@field gzip? boolean gzip bodies when the client accepts it (default true)
+---@field faults? leadpipe.mock.Faults|false
+---@field threads? integer 1..64 (default 4)
+---@field export_cap? integer rows per export.csv (default 300000)
+---@field duration? number serve only: return after that many seconds
+---@field output? file* serve only: where to print (default io.stdout)
+
+--- What configure() may change while the server runs.
+---@class leadpipe.mock.Config
+---@field faults? leadpipe.mock.Faults|false false turns injection off
+---@field latency_ms? integer
+---@field queued_ms? integer
+---@field running_ms? integer
+---@field gzip? boolean
+
+---@class leadpipe.mock
+---@field DEFAULT_KEY string the key a server accepts unless api_key says otherwise
+---@field FAULT_KINDS string[] the fault kinds that can be injected
 local _M = {
     _VERSION = "leadpipe.mock " .. require "leadpipe.version",
     DEFAULT_KEY = mockserver.DEFAULT_KEY,
@@ -42,6 +85,14 @@ _M.AUDIENCES = {
 -- Options that only the Lua face knows (serve); never passed to C.
 local LUA_ONLY = { duration = true, output = true }
 
+--- A running mock server (mock.start).
+---@class leadpipe.mock.Server
+---@field url string "http://127.0.0.1:<port>": the base_url for a client
+---@field port integer
+---@field api_key string
+---@field audiences { id: string, rows: integer, name: string, status: string, fail?: table }[]
+---@field audience? string id of the first audience
+---@field redirect_url string base URL of the export listener (export.csv redirects there)
 local Server = {}
 Server.__index = Server
 
@@ -102,21 +153,27 @@ local function start(opts, fname)
 end
 
 --- Starts a server. Returns the server, or nil and a message when it cannot listen.
--- Raises on bad options. See docs/internals.md for every option.
+--- Raises on bad options. See docs/internals.md for every option.
+---@param opts? leadpipe.mock.Options
+---@return leadpipe.mock.Server|nil srv
+---@return string|nil message
 function _M.start(opts)
     return start(copy_options(opts, "start"), "start")
 end
 
 --- Counts of requests by endpoint and status, connections, runs, faults and the export
--- listener: { requests = { [endpoint] = { [status] = n } }, connections =, runs_created =,
--- idempotency_keys =, faults =, faults_by_kind = { [kind] = n }, redirect_requests =,
--- redirect_key_seen = }. Still readable after stop().
+--- listener: { requests = { [endpoint] = { [status] = n } }, connections =, runs_created =,
+--- idempotency_keys =, faults =, faults_by_kind = { [kind] = n }, redirect_requests =,
+--- redirect_key_seen = }. Still readable after stop().
+---@return table stats
 function Server:stats()
     return self._ud:stats()
 end
 
 --- Changes faults, latency_ms, queued_ms, running_ms or gzip while running.
--- `faults = false` turns injection off.
+--- `faults = false` turns injection off. Raises on bad options.
+---@param opts leadpipe.mock.Config
+---@return leadpipe.mock.Server self
 function Server:configure(opts)
     if type(opts) ~= "table" then
         error("leadpipe.mock: configure needs a table", 2)
@@ -125,15 +182,21 @@ function Server:configure(opts)
     return self
 end
 
+--- Sets every counter of stats() back to zero.
+---@return nil
 function Server:reset_stats()
     self._ud:reset_stats()
 end
 
+--- Whether the server is running (false after stop()).
+---@return boolean
 function Server:running()
     return self._ud:running()
 end
 
---- Stops listening and closes every connection. Idempotent; also happens on collection.
+--- Stops listening and closes every connection. Idempotent; also happens on collection
+--- (and on __close in Lua 5.4).
+---@return nil
 function Server:stop()
     self._ud:stop()
 end
@@ -145,9 +208,12 @@ function Server.__tostring(self)
 end
 
 --- Runs a server in the foreground: prints its URL, key and audience ids, then waits for
--- SIGINT or SIGTERM (or `duration` seconds) and stops. Returns true and the signal name
--- (nil after `duration`), or nil and a message when it cannot listen.
---   lua5.4 -e 'require("leadpipe.mock").serve{ port = 8080 }'
+--- SIGINT or SIGTERM (or `duration` seconds) and stops. Returns true and the signal name
+--- (nil after `duration`), or nil and a message when it cannot listen.
+---   lua5.4 -e 'require("leadpipe.mock").serve{ port = 8080 }'
+---@param opts? leadpipe.mock.Options
+---@return true|nil ok
+---@return string|nil signal "SIGINT" or "SIGTERM" (nil after duration); with nil: the message
 function _M.serve(opts)
     opts = copy_options(opts, "serve")
     if opts.port == nil then

@@ -14,6 +14,7 @@ local errors = require "leadpipe.errors"
 local type, tostring, tonumber, error = type, tostring, tonumber, error
 local find, sub, match, format = string.find, string.sub, string.match, string.format
 
+---@class leadpipe.path
 local _M = { _VERSION = require "leadpipe.version" }
 
 -- Misuse raises an error object (leadpipe.errors) of kind "invalid_argument".
@@ -25,6 +26,10 @@ end
 -- grow it without limit.
 local path_cache, path_cache_n = {}, 0
 
+--- split(path) -> parts: "a.b.1" -> { "a", "b", 1 } (cached; the result must not be
+--- changed). Digit segments become numbers. No checks: see valid().
+---@param path string a dotted path
+---@return (string|integer)[] parts
 function _M.split(path)
     local parts = path_cache[path]
     if parts then return parts end
@@ -47,13 +52,19 @@ function _M.split(path)
     return parts
 end
 
+--- valid(path) -> boolean: a non-empty string without empty segments.
+---@param path any
+---@return boolean
 function _M.valid(path)
     return type(path) == "string" and path ~= "" and not find(path, "..", 1, true)
         and sub(path, 1, 1) ~= "." and sub(path, -1) ~= "."
 end
 
 --- get_parts(row, parts) -> value | nil: get without argument checks, for hot paths (parts
--- from split).
+--- from split).
+---@param row any
+---@param parts (string|integer)[] from split()
+---@return any|nil value
 function _M.get_parts(row, parts)
     local v = row
     for i = 1, #parts do
@@ -66,14 +77,14 @@ function _M.get_parts(row, parts)
     return v
 end
 
---- split(path) above: "a.b.1" -> { "a", "b", 1 } (cached; the result must not be changed).
--- valid(path) above: a non-empty string without empty segments.
-
 --- get(row, path) -> value | nil
--- Nil-safe access to a dotted path: get(row, "company.name") is row.company.name, or nil when
--- row, company or name is missing (or when a step is not a table). A numeric segment indexes
--- an array: get(row, "intent.matchedTopics.1.topicName"). Raises when path is not a dotted
--- path string.
+--- Nil-safe access to a dotted path: get(row, "company.name") is row.company.name, or nil when
+--- row, company or name is missing (or when a step is not a table). A numeric segment indexes
+--- an array: get(row, "intent.matchedTopics.1.topicName"). Raises when path is not a dotted
+--- path string.
+---@param row any
+---@param path string e.g. "company.name"
+---@return any|nil value
 function _M.get(row, path)
     if not _M.valid(path) then
         fail("get: path must be a dotted path string like \"company.name\", got "
