@@ -267,7 +267,9 @@ local function hook(name)
         lines[#lines + 1] = format("(%s not present yet: nothing to run)", path)
         return concat(lines, "\n")
     end
-    local out, status, dt, stderr = shell.run(format("env LEADPIPE_BENCH_URL=%s "
+    -- quick mode (the smoke spec): one pass each, the point is that the hook still runs
+    local out, status, dt, stderr = shell.run(format("env " .. (QUICK and "LEADPIPE_BENCH_RUNS=1 " or "")
+        .. "LEADPIPE_BENCH_URL=%s "
         .. "LEADPIPE_BENCH_API_KEY=%s LEADPIPE_BENCH_AUDIENCE=%s %s %s", quote(FAST_URL), quote(API_KEY),
         quote(audience(ROWS_MAIN)), LUA, quote(path)), TIMEOUT)
     lines[#lines + 1] = format("`%s %s` (%.2f s, exit %d):", LUA, path, dt, status)
