@@ -92,7 +92,8 @@ DEB_PACKAGES ?= $(LUA_PACKAGES) lua-cjson lua-argparse lua-busted lua-check \
 BUSTED       = $(LUA) /usr/bin/busted --cpath="./$(BUILD)/?.so"
 LUA_ENV      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./$(BUILD)/?.so;;"
 
-.PHONY: rock rock-install rock-mock rock-mock-install all deps build test check lint spec valgrind asan fuzz fuzz-smoke bench demo install uninstall clean
+.PHONY: rock rock-install rock-mock rock-mock-install all deps build test check lint spec valgrind asan \
+	fuzz fuzz-smoke bench demo env install uninstall clean
 
 all: build
 
@@ -198,6 +199,11 @@ bench: build
 demo: deps
 	@$(MAKE) --no-print-directory build
 	@$(LUA_ENV) $(LUA) examples/quickstart.lua
+
+# `eval "$$(make env)"`: LUA_PATH and LUA_CPATH for this tree's build of LUA_VERSION, so that
+# your own scripts find leadpipe without installing it (build first: make build).
+env:
+	@echo 'export LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;"; export LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"'
 
 # `make install PREFIX=... LUA_VERSION=...`: the modules, the C core, the fake API when it
 # was built, and a `leadpipe` command whose shebang names that Lua and which finds the
