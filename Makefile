@@ -86,7 +86,8 @@ LUA_PACKAGES = lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev 
 
 # Debian packages the project needs; `make deps` installs the missing ones.
 DEB_PACKAGES ?= $(LUA_PACKAGES) lua-cjson lua-argparse lua-busted lua-check \
-	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev pkg-config cppcheck valgrind curl tmux python3 \
+	libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev libsimdjson-dev g++ pkg-config cppcheck valgrind \
+	curl tmux python3 \
 	nginx-light libnginx-mod-http-lua openssl neovim lua-luv jq clang libclang-rt-14-dev luarocks
 
 BUSTED       = $(LUA) /usr/bin/busted --cpath="./$(BUILD)/?.so"
