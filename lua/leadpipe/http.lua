@@ -213,7 +213,7 @@ function Transport:log(event)
         for k, v in pairs(event) do
             if type(v) == "string" then event[k] = scrub(v, key) end
         end
-        event.at = self.host.now()
+        event.at = event.at or self.host.now()
         pcall(logger, event)
     end
 end
@@ -261,8 +261,9 @@ local function send(self, call, waited)
 end
 
 -- Shuts the rate gate for `seconds` from now (it only ever moves later).
-local function shut_gate(self, seconds)
-    local t = self.host.now() + seconds
+-- `from`: when the client learnt of the Retry-After (the response's arrival).
+local function shut_gate(self, seconds, from)
+    local t = from + seconds
     if t > self.gate_until then self.gate_until = t end
 end
 
@@ -386,6 +387,7 @@ function Transport:finish(call)
         end
         call.req = nil
         if self.closed then return nil, closed_error(call) end
+        local arrived = self.host.now()
         local err
         if not status then
             local message, kind = headers, body
@@ -411,10 +413,10 @@ function Transport:finish(call)
                 return status, headers, call.raw and body or nil
             end
             -- The caller may put its next requests on the wire before this body is decoded.
-            local arrived = call.on_arrival
-            if arrived then
+            local on_arrival = call.on_arrival
+            if on_arrival then
                 call.on_arrival = nil
-                arrived()
+                on_arrival()
             end
             local data, derr, extra = (call.decode or core.decode)(body)
             if data then
@@ -433,7 +435,7 @@ function Transport:finish(call)
             if err.status == 429 or err.status == 503 then call.rate_limited = true end
             if err.retry_after and (err.status == 429 or err.status == 503)
                 and err.retry_after <= self.max_retry_after then
-                shut_gate(self, err.retry_after)
+                shut_gate(self, err.retry_after, arrived)
             end
             local delay = err.retryable and not call.sunk and call.attempt < self.max_retries
                 and backoff(self, call.attempt, err.retry_after)
@@ -445,13 +447,15 @@ function Transport:finish(call)
                 delay = nil
             end
             if not delay then
-                self:log{ type = "error", method = call.method, path = call.path, status = err.status,
+                self:log{ type = "error", at = arrived, method = call.method, path = call.path,
+                          status = err.status,
                           message = err.message, attempt = call.attempt, retry_after = err.retry_after,
                           code = err.code, request_id = err.request_id }
                 err.attempts = call.attempt + 1
                 return nil, err
             end
-            self:log{ type = "retry", method = call.method, path = call.path, status = err.status,
+            self:log{ type = "retry", at = arrived, method = call.method, path = call.path,
+                      status = err.status,
                       message = err.message, attempt = call.attempt, delay = delay,
                       retry_after = err.retry_after, code = err.code, request_id = err.request_id }
             local target = self.gate_until

@@ -234,6 +234,9 @@ function _M.start_example(env)
     local root = cwd()
     local conf = assert(read(root .. "/examples/openresty/nginx.conf"))
     conf = conf:gsub("%$prefix%.%./%.%./", root .. "/"):gsub("%$prefix%?", root .. "/examples/openresty/?")
+    -- As root, nginx's workers run as nobody, who may not read a checkout in a private
+    -- directory (a CI clone under mktemp -d): keep them root, as the specs' own nginx does.
+    if is_root() then conf = "user root;\n" .. conf end
     local vars = {}
     for k, v in pairs(env) do vars[#vars + 1] = k .. "='" .. v .. "'" end
     local self = { prefix = prefix, nginx = nginx_bin() }
