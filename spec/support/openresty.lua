@@ -184,6 +184,25 @@ local function cwd()
     return d
 end
 
+-- Starts nginx on self.prefix/nginx.conf (written for one port by the caller), the command
+-- prefixed by `env` (variables). true (self.master set, self a server) when it runs; false
+-- when its port was taken (try another); raises on any other failure.
+local function started(self, env)
+    local prefix = self.prefix
+    local log_file = prefix .. "/logs/start.log"
+    if sh(env .. self.nginx .. " -p " .. prefix .. " -c nginx.conf >" .. log_file .. " 2>&1") then
+        self.master = tonumber(read(prefix .. "/logs/nginx.pid"))
+        setmetatable(self, { __index = _M })
+        return true
+    end
+    local log = (read(log_file) or "") .. (read(prefix .. "/logs/error.log") or "")
+    if not log:find("Address already in use", 1, true) then
+        sh("rm -rf " .. prefix)
+        error("nginx did not start:\n" .. log)
+    end
+    return false
+end
+
 --- Starts nginx. opts: mock (a leadpipe.mock server), audience, run (a completed run id).
 -- Raises when nginx does not start (its error log in the message).
 function _M.start(opts)
@@ -210,16 +229,7 @@ function _M.start(opts)
             lua_path = table.concat({ root .. "/lua/?.lua", root .. "/lua/?/init.lua", root .. "/?.lua",
                 prefix .. "/?.lua", "/usr/share/lua/5.1/?.lua", "/usr/share/lua/5.1/?/init.lua", ";" }, ";"),
         }))
-        local cmd = nginx .. " -p " .. prefix .. " -c nginx.conf >" .. prefix .. "/logs/start.log 2>&1"
-        if sh(cmd) then
-            self.master = tonumber(read(prefix .. "/logs/nginx.pid"))
-            return setmetatable(self, { __index = _M })
-        end
-        local log = (read(prefix .. "/logs/start.log") or "") .. (read(prefix .. "/logs/error.log") or "")
-        if not log:find("Address already in use", 1, true) then
-            sh("rm -rf " .. prefix)
-            error("nginx did not start:\n" .. log)
-        end
+        if started(self, "") then return self end
     end
     error("nginx: no free port found")
 end
@@ -245,16 +255,7 @@ function _M.start_example(env)
         self.url = "http://127.0.0.1:" .. port
         local listen = "listen 127.0.0.1:" .. port .. ";"
         write(prefix .. "/nginx.conf", (conf:gsub("listen 127%.0%.0%.1:8089;", listen)))
-        if sh("env " .. table.concat(vars, " ") .. " " .. self.nginx .. " -p " .. prefix
-                .. " -c nginx.conf >" .. prefix .. "/logs/start.log 2>&1") then
-            self.master = tonumber(read(prefix .. "/logs/nginx.pid"))
-            return setmetatable(self, { __index = _M })
-        end
-        local log = (read(prefix .. "/logs/start.log") or "") .. (read(prefix .. "/logs/error.log") or "")
-        if not log:find("Address already in use", 1, true) then
-            sh("rm -rf " .. prefix)
-            error("nginx did not start:\n" .. log)
-        end
+        if started(self, "env " .. table.concat(vars, " ") .. " ") then return self end
     end
     error("nginx: no free port found")
 end
