@@ -292,8 +292,11 @@ describe("leadpipe client", function()
         end)
 
         it("keep several pages on the wire while the reader waits, and hand them out in order", function()
-            local run = completed_run(AUD20K)
-            srv:configure{ latency_ms = 20 }
+            -- small pages (cheap to decode) behind 50 ms of latency: the reader waits on the wire,
+            -- so the window grows; under valgrind decoding may take longer than the latency, and
+            -- then only the bounds are checked (the window follows the reader there)
+            local run = completed_run(AUD1K)
+            srv:configure{ latency_ms = 50 }
             local function max_in_flight(prefetch)
                 local most = 0
                 local h = { name = "counting", now = core.now, sleep = hosts.blocking.sleep }
@@ -304,17 +307,18 @@ describe("leadpipe client", function()
                 end
                 local c = leadpipe.new{ api_key = srv.api_key, base_url = srv.url, host = h }
                 local offsets = {}
-                for page in c:pages(AUD20K, run.id, { limit = 500, prefetch = prefetch }) do
+                for page in c:pages(AUD1K, run.id, { limit = 40, prefetch = prefetch }) do
                     offsets[#offsets + 1] = page.offset
                 end
                 c:close()
-                for i, off in ipairs(offsets) do assert.are.equal((i - 1) * 500, off) end
-                assert.are.equal(40, #offsets)
+                for i, off in ipairs(offsets) do assert.are.equal((i - 1) * 40, off) end
+                assert.are.equal(25, #offsets)
                 return most
             end
             assert.are.equal(1, max_in_flight(0))
             local most = max_in_flight(nil)
-            assert.is_true(most >= 4 and most <= 8, "in flight: " .. most)
+            local least = os.getenv("LEADPIPE_VALGRIND") and 2 or 4
+            assert.is_true(most >= least and most <= 8, "in flight: " .. most)
             assert.is_true(max_in_flight(3) <= 3)
         end)
 
