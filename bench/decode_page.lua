@@ -19,16 +19,10 @@ local RUNS = tonumber(os.getenv("LEADPIPE_BENCH_RUNS") or "") or 41
 local BATCH = 10
 local clock = os.clock
 
-local function sh(cmd)
-    local p = assert(io.popen(cmd))
-    local out = p:read("*a")
-    p:close()
-    return out
-end
-
-local function quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+-- run from the repository root, like bench/harness.lua
+package.path = "./?.lua;" .. package.path
+local shell = require "bench.lib.shell"
+local sh, quote = shell.sh, shell.quote
 
 local srv = assert(mock.start{ seed = 1 })
 local key = "-H " .. quote("x-api-key: " .. srv.api_key)

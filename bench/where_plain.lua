@@ -15,16 +15,10 @@ local filter = require "leadpipe.filter"
 local RUNS = tonumber(os.getenv("LEADPIPE_BENCH_RUNS") or "") or 15
 local clock = os.clock
 
-local function sh(cmd)
-    local p = assert(io.popen(cmd))
-    local out = p:read("*a")
-    p:close()
-    return out
-end
-
-local function quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+-- run from the repository root, like bench/harness.lua
+package.path = "./?.lua;" .. package.path
+local shell = require "bench.lib.shell"
+local sh, quote = shell.sh, shell.quote
 
 -- 100,000 rows: 200 pages fetched by one curl process into a temporary directory
 local srv = assert(mock.start{ seed = 1, threads = 2 })
