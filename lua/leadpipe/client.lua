@@ -723,7 +723,7 @@ local function compile_where(fname, where, raw)
     local filter = require "leadpipe.filter"
     local compiled
     if where ~= nil then
-        local ok, c = pcall(filter.compile or function(spec) return { fn = filter.where(spec) } end, where)
+        local ok, c = pcall(filter.compile, where)
         if not ok then
             error(invalid(fname, "where", (tostring(errors.is_error(c) and c.message or c)
                 :gsub("^where: ", ""))), 0)
