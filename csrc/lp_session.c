@@ -34,7 +34,7 @@
 #define LP_DEFAULT_CONNECT_TIMEOUT 10.0
 #define LP_DEFAULT_TIMEOUT 60.0
 #define LP_DEFAULT_MAX_RESPONSE (64 * 1024 * 1024)
-#define LP_DEFAULT_MAX_CONNECTIONS 8
+#define LP_DEFAULT_MAX_CONNECTIONS 64
 /* Longest single poll, in seconds (about 24 days: an int of milliseconds). */
 #define LP_POLL_MAX 2000000.0
 

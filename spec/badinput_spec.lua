@@ -163,7 +163,7 @@ describe("bad inputs", function()
     end
     for _, fname in ipairs{ "pages", "people" } do
         for _, v in ipairs{ "yes", 1 } do opt_case(fname, "wait", v, page_calls[fname]) end
-        for _, v in ipairs{ -1, 17, 1.5 } do opt_case(fname, "prefetch", v, page_calls[fname]) end
+        for _, v in ipairs{ -1, 65, 1.5 } do opt_case(fname, "prefetch", v, page_calls[fname]) end
     end
     for _, v in ipairs{ "x", 5, { min_score = "x" }, { nope = 1 }, { seniority_at_least = "emperor" } } do
         opt_case("people", "where", v, page_calls.people)

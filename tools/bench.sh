@@ -63,7 +63,7 @@ wait_url() {
 "$lua" tools/bench_server.lua --rows "$main,$latency_rows,$rss_small,$rss_large" --threads 4 \
     >"$tmp/fast.out" 2>&1 &
 fast_pid=$!
-"$lua" tools/bench_server.lua --rows "$latency_rows" --latency-ms "$latency_ms" --threads 64 \
+"$lua" tools/bench_server.lua --rows "$latency_rows" --latency-ms "$latency_ms" --threads 0 \
     >"$tmp/slow.out" 2>&1 &
 slow_pid=$!
 fast_url=$(wait_url "$tmp/fast.out" "$fast_pid")

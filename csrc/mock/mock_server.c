@@ -347,7 +347,11 @@ static struct MHD_Daemon *start_daemon(int port, int threads, MHD_AccessHandlerC
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD, (uint16_t)port, NULL, NULL, handler, s,
+    /* threads == 0: a thread per connection, so that one request's added latency never
+     * holds up another connection (as on a real network); else a pool of that many. */
+    unsigned int flags = threads == 0 ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_AUTO_INTERNAL_THREAD
+                                      : MHD_USE_AUTO_INTERNAL_THREAD;
+    d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, s,
                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(threads > 1 ? threads : 0),
                          MHD_OPTION_NOTIFY_COMPLETED, request_done, s,

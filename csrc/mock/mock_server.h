@@ -60,7 +60,7 @@ typedef struct {
     int64_t queued_ms, running_ms, latency_ms;
     int gzip;
     lpm_faults_t faults;
-    int threads;
+    int threads;              /* 0: a thread per connection */
     int64_t export_cap;       /* rows per export.csv */
 } lpm_config_t;
 

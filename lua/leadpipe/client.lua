@@ -13,10 +13,11 @@ local http = require "leadpipe.http"
 local hosts = require "leadpipe.hosts"
 local args = require "leadpipe.args"
 local page_mod = require "leadpipe.page"
+local window = require "leadpipe.window"
 
 local setmetatable, getmetatable, type, tostring, pairs, error =
     setmetatable, getmetatable, type, tostring, pairs, error
-local min, floor = math.min, math.floor
+local min = math.min
 local remove = table.remove
 local getenv = os.getenv
 
@@ -173,7 +174,7 @@ local _M = { _VERSION = VERSION }
 ---@field limit? integer rows per page, 1..500 (default 100)
 ---@field offset? integer first row (default 0)
 ---@field wait? boolean wait for a pending run (default true); false: kind "not_ready"
----@field prefetch? integer most pages in flight ahead of the reader, 0..16 (default 8)
+---@field prefetch? integer most pages in flight ahead of the reader, 0..64 (default 64)
 
 ---@class leadpipe.PeopleOpts: leadpipe.PagesOpts
 ---@field where? leadpipe.Where|leadpipe.Predicate pushed down into the decoder when it can take it
@@ -542,27 +543,30 @@ local PAGES_OPTS = set{ "limit", "offset", "wait", "prefetch", "timeout", "inter
                         "on_poll" }
 
 -- Most pages in flight ahead of the one being read, unless `prefetch` says otherwise.
-local DEFAULT_PREFETCH = 8
+local DEFAULT_PREFETCH = 64
+local MAX_PREFETCH = 64
 
 -- Iterator of pages. Raises errors. The fourth value closes it (Lua 5.4 to-be-closed).
 --
--- The pipeline: once the first page has told the total, up to `window` further pages are
--- on the wire at once, and pages are handed out in offset order. The window starts at 2
--- and doubles (up to `prefetch`) each time the reader had to wait for a page, since then
--- the wire, not the reader, is the bottleneck; it halves when a request met a 429 or 503.
--- When a page has arrived, the requests that refill the window are sent before the page
--- is decoded (http.lua's on_arrival), so the wire never idles while we decode.
+-- The pipeline: once the first page has told the total, up to `win.size` further pages
+-- are on the wire at once, and pages are handed out in offset order. The size follows
+-- Little's law from the round trips the reader waited for and the reader's own time per
+-- page, up to `prefetch`, halved by a 429 or 503 (leadpipe/window.lua). When a page has
+-- arrived, the requests that refill the window are sent before the page is decoded
+-- (http.lua's on_arrival), so the wire never idles while we decode.
 -- o.decode (from people()) replaces core.decode for result bodies.
 local function page_iterator(self, aud, run_id, o, fname)
-    local limit, cap = o.limit or 100, o.prefetch or DEFAULT_PREFETCH
-    local window = min(2, cap)
+    local limit = o.limit or 100
+    local win = window.new(o.prefetch or DEFAULT_PREFETCH)
     local transport, host, decode = self.transport, self.host, o.decode
+    local now = host.now
+    local left_at                     -- when the last page was handed out
     local next_offset = o.offset or 0 -- offset of the next page handed out
     local ahead                       -- offset of the next page to request
     local total
     local seen = {} -- what the pages so far said: total, the edge row ids of the last one
     local done = false
-    local inflight = {} -- { offset =, call = }, in offset order
+    local inflight = {} -- { offset =, call =, sent = }, in offset order
 
     local function drop_inflight()
         for i = #inflight, 1, -1 do
@@ -572,32 +576,37 @@ local function page_iterator(self, aud, run_id, o, fname)
     end
 
     local function refill()
-        while #inflight < window and ahead < total do
+        while #inflight < win.size and ahead < total do
             inflight[#inflight + 1] = {
-                offset = ahead, call = start_page(self, aud, run_id, limit, ahead, decode),
+                offset = ahead, sent = now(), call = start_page(self, aud, run_id, limit, ahead, decode),
             }
             ahead = ahead + limit
         end
     end
 
-    -- Waits for a started call; adapts the window to what the wait showed.
-    local function finish_slot(call, offset)
-        local asked, arrived = host.now(), nil
+    -- Waits for a call sent at `sent`; tells the window what the wait showed. `waited`:
+    -- the call was sent just now, so the reader surely waits for it.
+    local function finish_slot(call, offset, sent, waited)
+        local asked, arrived = now(), nil
         call.on_arrival = function()
-            arrived = host.now()
+            arrived = now()
             if total then refill() end
         end
         local page, err = finish_page(self, call, limit, offset, seen)
-        if call.rate_limited then
-            window = window > 1 and floor(window / 2) or 1
-        elseif arrived and arrived - asked > 0.001 and window < cap then
-            window = min(window * 2, cap)
+        if arrived then
+            local wait = arrived - asked
+            -- a wait of under 0.5 ms: the page was there already, and arrived says nothing
+            if waited or wait > 0.0005 then win:round_trip(arrived - sent) end
+            -- the reader's own time for this page: since it had the last one, minus the wait
+            win:reader(left_at and now() - left_at - wait or now() - arrived)
         end
+        if call.rate_limited then win:rate_limited() else win:clean() end
         return page, err
     end
 
     local function fetch_at(offset, deadline)
-        return finish_slot(start_page(self, aud, run_id, limit, offset, decode, deadline), offset)
+        local sent = now()
+        return finish_slot(start_page(self, aud, run_id, limit, offset, decode, deadline), offset, sent, true)
     end
 
     local function first_page()
@@ -629,7 +638,7 @@ local function page_iterator(self, aud, run_id, o, fname)
             ahead = next_offset + limit
             return fetch_at(next_offset)
         end
-        return finish_slot(slot.call, slot.offset)
+        return finish_slot(slot.call, slot.offset, slot.sent)
     end
 
     local function iter()
@@ -665,6 +674,7 @@ local function page_iterator(self, aud, run_id, o, fname)
             ahead = next_offset
             refill()
         end
+        left_at = now()
         return page
     end
 
@@ -677,20 +687,21 @@ end
 
 -- Checks the arguments shared by pages() and people().
 local function check_iter_args(fname, aud, run_id, o)
-    local err = check_page_args(fname, aud, run_id, o) or check_int(fname, "prefetch", o.prefetch, 0, 16)
-        or check_wait_opts(fname, o)
+    local err = check_page_args(fname, aud, run_id, o)
+        or check_int(fname, "prefetch", o.prefetch, 0, MAX_PREFETCH) or check_wait_opts(fname, o)
     if err then return err end
     if o.wait ~= nil and type(o.wait) ~= "boolean" then
         return invalid(fname, "wait", "must be a boolean (got " .. type(o.wait) .. ")")
     end
 end
 
---- client:pages(audience_id, run_id, { limit = 100, offset = 0, wait = true, prefetch = 8,
+--- client:pages(audience_id, run_id, { limit = 100, offset = 0, wait = true, prefetch = 64,
 ---  timeout =, interval =, max_interval =, on_poll = }) -> iterator of pages
 --- Follows the documented stop rule (offset + #results >= total). Waits for a pending run
---- unless wait = false. Up to `prefetch` pages (0..16, default 8; 0: one at a time) are on
---- the wire ahead of the one being read: the window grows while the reader waits on the
---- wire and halves on a 429 or 503. Pages come out in offset order.
+--- unless wait = false. Up to `prefetch` pages (0..64, default 64; 0: one at a time) are on
+--- the wire ahead of the one being read: as many as the reader gets through in one round
+--- trip, plus two (leadpipe/window.lua), halved on a 429 or 503. Pages come out in offset
+--- order.
 --- Raises on bad arguments; the iterator raises a leadpipe.Error. The fourth value closes
 --- the iterator (Lua 5.4 to-be-closed), dropping prefetched pages.
 ---@param aud string audience id (UUID)

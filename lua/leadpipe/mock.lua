@@ -41,7 +41,7 @@ local mockserver = require "leadpipe.mockserver"
 ---@field latency_ms? integer added to every response
 ---@field gzip? boolean gzip bodies when the client accepts it (default true)
 ---@field faults? leadpipe.mock.Faults|false
----@field threads? integer 1..64 (default 4)
+---@field threads? integer 0..64 handler threads (4); 0: one per connection, latency never blocks another
 ---@field export_cap? integer rows per export.csv (default 300000)
 ---@field duration? number serve only: return after that many seconds
 ---@field output? file* serve only: where to print (default io.stdout)

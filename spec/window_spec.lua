@@ -1,0 +1,78 @@
+-- The page pipeline's window (leadpipe/window.lua): Little's law from the measured round
+-- trip and the reader's time per page, bounded by the prefetch cap, halved by a 429/503.
+local window = require "leadpipe.window"
+
+describe("leadpipe.window", function()
+    it("keeps two pages in flight until it has measured anything", function()
+        assert.are.equal(2, window.new(64).size)
+        assert.are.equal(1, window.new(1).size)
+        assert.are.equal(0, window.new(0).size)
+    end)
+
+    it("covers one round trip at the reader's pace, plus two", function()
+        local w = window.new(64)
+        w:round_trip(0.050)
+        w:reader(0.002)
+        assert.are.equal(27, w.size) -- floor(50 / 2) + 2
+        local fast = window.new(64)
+        fast:round_trip(0.001)
+        fast:reader(0.004)
+        assert.are.equal(2, fast.size) -- the wire is faster than the reader
+    end)
+
+    it("never goes past the cap, and gives the cap to a reader that takes no time", function()
+        local w = window.new(16)
+        w:round_trip(0.2)
+        w:reader(0.001)
+        assert.are.equal(16, w.size)
+        local z = window.new(8)
+        z:round_trip(0.01)
+        z:reader(0)
+        assert.are.equal(8, z.size)
+    end)
+
+    it("keeps the shortest round trip: a late-seen arrival does not widen it", function()
+        local w = window.new(64)
+        w:reader(0.001)
+        w:round_trip(0.010)
+        w:round_trip(0.500)
+        assert.are.equal(12, w.size)
+        w:round_trip(0.004)
+        assert.are.equal(6, w.size)
+    end)
+
+    it("follows the reader's pace as a moving average", function()
+        local w = window.new(64)
+        w:round_trip(0.040)
+        w:reader(0.010)
+        assert.are.equal(6, w.size)
+        for _ = 1, 40 do w:reader(0.001) end
+        assert.is_true(w.size >= 40, "size " .. w.size)
+        for _ = 1, 40 do w:reader(0.020) end
+        assert.are.equal(4, w.size)
+    end)
+
+    it("halves on a 429 or 503 and grows back one page at a time", function()
+        local w = window.new(32)
+        w:round_trip(1)
+        w:reader(0.001)
+        assert.are.equal(32, w.size)
+        w:rate_limited()
+        assert.are.equal(16, w.size)
+        w:rate_limited()
+        assert.are.equal(8, w.size)
+        w:clean()
+        assert.are.equal(9, w.size)
+        for _ = 1, 100 do w:clean() end
+        assert.are.equal(32, w.size)
+        local one = window.new(4)
+        one:rate_limited()
+        one:rate_limited()
+        one:rate_limited()
+        assert.are.equal(1, one.size)
+        local none = window.new(0)
+        none:rate_limited()
+        none:clean()
+        assert.are.equal(0, none.size)
+    end)
+end)
