@@ -44,6 +44,19 @@ int lp_buffer_append(lp_buffer_t *b, const char *p, size_t n)
     return 0;
 }
 
+int lp_buffer_reserve(lp_buffer_t *b, size_t n)
+{
+    char *data;
+    if (n <= b->cap)
+        return 0;
+    data = realloc(b->data, n);
+    if (data == NULL)
+        return -1;
+    b->data = data;
+    b->cap = n;
+    return 0;
+}
+
 void lp_buffer_reset(lp_buffer_t *b)
 {
     b->len = 0;

@@ -29,6 +29,10 @@ LP_PRIVATE int lp_buffer_append(lp_buffer_t *b, const char *p, size_t n);
 /* Forgets the contents but keeps the memory for reuse. */
 LP_PRIVATE void lp_buffer_reset(lp_buffer_t *b);
 
+/* Makes room for at least n bytes in all (len included); 0, or -1 when out of
+ * memory (b unchanged). */
+LP_PRIVATE int lp_buffer_reserve(lp_buffer_t *b, size_t n);
+
 /* Frees the memory; b is empty afterwards and may be used again. */
 LP_PRIVATE void lp_buffer_free(lp_buffer_t *b);
 

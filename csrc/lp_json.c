@@ -28,8 +28,12 @@
  * bits); if that does not help either, the answer (the error message) is the
  * one decode_cjson gives, so both decoders fail alike.
  *
- * Bad input never raises: it returns nil and "decode: <reason>". Only a
- * non-string argument (or a bad predicate) raises, and memory errors.
+ * The text is a Lua string, or a finished request whose body was kept in C
+ * memory (req:response(true)): then it is parsed in place, padded by the
+ * request, with no copy into Lua and none for simdjson.
+ *
+ * Bad input never raises: it returns nil and "decode: <reason>". Only an
+ * argument that is neither (or a bad predicate) raises, and memory errors.
  *
  * Copyright (c) leadpipe authors. MIT license (see LICENSE).
  */
@@ -38,6 +42,7 @@
 
 #include "lp_jscan.h"
 #include "lp_json.h"
+#include "lp_request.h"
 #ifdef LP_HAVE_SIMDJSON
 #include "lp_simdjson.h"
 #endif
@@ -174,12 +179,25 @@ static int fix_value(lua_State *L, int tagged)
 
 /* core.decode_cjson(text) -> value | nil, "decode: <reason>". Raises only
  * when text is not a string. */
+/* The text to decode at index 1: a string, or a request whose body it is
+ * (req:response(true)), which is then put there as a string. */
+static void text_as_string(lua_State *L)
+{
+    size_t len;
+    const char *body = lp_request_text(L, 1, 0, &len);
+    if (body != NULL) {
+        lua_pushlstring(L, body, len);
+        lua_replace(L, 1);
+    }
+    luaL_checktype(L, 1, LUA_TSTRING);
+}
+
 static int lp_json_decode_cjson(lua_State *L)
 {
     size_t len;
     const char *s, *t;
     int r, scan, tagged = 0;
-    luaL_checktype(L, 1, LUA_TSTRING);
+    text_as_string(L);
     s = lua_tolstring(L, 1, &len);
     lua_settop(L, 1);
     t = lp_jscan_skip_bom(s, &len);
@@ -304,17 +322,32 @@ static int parse_arg(lua_State *L, int pi)
 {
     lp_json_parser_t *p = (lp_json_parser_t *)lua_touserdata(L, pi);
     size_t len;
-    const char *s = lua_tolstring(L, 1, &len);
+    const char *s = lp_request_text(L, 1, lp_sj_padding(), &len);
     int top = lua_gettop(L), tagged, ok = 0;
-    s = lp_jscan_skip_bom(s, &len);
-    if (parse_text(L, p, s, len) == NULL)
-        return 1;
+    if (s != NULL) {
+        /* a request's body, padded already: parsed in place */
+        s = lp_jscan_skip_bom(s, &len);
+        if (lp_sj_parse(p->sj, s, len) == NULL)
+            return 1;
+    } else {
+        s = lp_jscan_skip_bom(lua_tolstring(L, 1, &len), &len);
+        if (parse_text(L, p, s, len) == NULL)
+            return 1;
+    }
     if (lp_jscan(L, s, len, LP_JSCAN_SIMDJSON, &tagged) == LP_JSCAN_REWRITTEN) {
         s = lua_tolstring(L, -1, &len);
         ok = parse_text(L, p, s, len) == NULL;
     }
     lua_settop(L, top);
     return ok;
+}
+
+/* Raises unless the text at index 1 is a string or a request with a body. */
+static void check_text(lua_State *L)
+{
+    size_t len;
+    if (lua_type(L, 1) != LUA_TSTRING && lp_request_text(L, 1, 0, &len) == NULL)
+        luaL_checktype(L, 1, LUA_TSTRING);
 }
 
 /* The parser to use, at the top of the stack: the shared one, or a fresh one
@@ -386,11 +419,12 @@ static int call_cjson(lua_State *L)
     return lua_gettop(L) - top;
 }
 
-/* core.decode(text) -> value | nil, "decode: <reason>". Raises only when text
- * is not a string. */
+/* core.decode(text) -> value | nil, "decode: <reason>". text: a string, or a
+ * request whose body stayed in C memory (req:response(true)), parsed in place.
+ * Raises only when text is neither. */
 static int lp_json_decode(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TSTRING);
+    check_text(L);
     lua_settop(L, 1);
     push_parser(L);
     /* stack: text parser */
@@ -410,7 +444,7 @@ static int lp_json_decode(lua_State *L)
 static int lp_json_decode_page(lua_State *L)
 {
     int n;
-    luaL_checktype(L, 1, LUA_TSTRING);
+    check_text(L);
     lp_where_opt(L, 2);
     lua_settop(L, 3);
     push_parser(L);

@@ -7,7 +7,9 @@
  *                      max_response bytes (or one libcurl write, 16 KiB, if more):
  *                      the transfer pauses while a piece waits;
  *                      status is the response code once the headers are in, else 0)
- *   req:response()  -> status, headers, body | nil, message, kind
+ *   req:response(keep) -> status, headers, body | nil, message, kind
+ *                      (keep: a non-empty 2xx body stays in C memory and body is req
+ *                      itself, for core.decode(req) to parse in place; close it after)
  *   req:close()     idempotent; also __gc and __close
  *
  * Copyright (c) leadpipe authors. MIT license (see LICENSE).
@@ -134,6 +136,22 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* Before the first piece of a body: room for all of it (its Content-Length, when
+ * the server sent one within max_response) and the decoder's padding, so that
+ * the body is never copied to grow, nor to be parsed. Only a hint: failing is
+ * harmless (lp_buffer_append grows the buffer as usual). */
+static void reserve_body(lp_request_t *r)
+{
+#if LP_CURL_VER_GE(7, 55, 0)
+    curl_off_t cl = -1;
+    if (curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl > 0 &&
+        (curl_off_t)r->max_response >= cl)
+        (void)lp_buffer_reserve(&r->body, (size_t)cl + LP_BODY_PAD);
+#else
+    (void)r;
+#endif
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     lp_request_t *r = (lp_request_t *)ud;
@@ -151,6 +169,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         r->too_large = LP_TOO_LARGE_BODY;
         return 0;
     }
+    if (r->body.cap == 0 && !r->stream)
+        reserve_body(r);
     if (lp_buffer_append(&r->body, p, len) != 0) {
         r->out_of_memory = 1;
         return 0;
@@ -559,11 +579,13 @@ static int lp_request_done(lua_State *L)
     return 1;
 }
 
-/* req:response() -> status, headers, body | nil, message, kind. Raises while
- * the transfer still runs, and "out of memory" if a buffer could not grow. */
+/* req:response(keep) -> status, headers, body | nil, message, kind. With keep,
+ * a non-empty 2xx body (not a stream) is not copied: body is req itself. Raises
+ * while the transfer still runs, and "out of memory" if a buffer could not grow. */
 static int lp_request_response(lua_State *L)
 {
     lp_request_t *r = check_request(L, 1);
+    int keep = lua_toboolean(L, 2);
     if (r->state != LP_REQ_DONE)
         return luaL_error(L, "the request is still running (call done() first)");
     if (r->out_of_memory)
@@ -572,8 +594,35 @@ static int lp_request_response(lua_State *L)
         return push_failure(L, r);
     lua_pushinteger(L, (lua_Integer)r->status);
     push_headers(L, r);
-    lua_pushlstring(L, r->body.data != NULL ? r->body.data : "", r->body.len);
+    if (keep && r->status >= 200 && r->status < 300 && r->body.len > 0 && !r->stream)
+        lua_pushvalue(L, 1); /* the body stays here, for core.decode(req) */
+    else
+        lua_pushlstring(L, r->body.data != NULL ? r->body.data : "", r->body.len);
     return 3;
+}
+
+const char *lp_request_text(lua_State *L, int idx, size_t pad, size_t *len)
+{
+    lp_request_t *r = (lp_request_t *)lua_touserdata(L, idx);
+    if (r == NULL || !lua_getmetatable(L, idx))
+        return NULL;
+    luaL_getmetatable(L, LP_REQUEST_MT);
+    if (!lua_rawequal(L, -1, -2)) {
+        lua_pop(L, 2);
+        return NULL;
+    }
+    lua_pop(L, 2);
+    if (r->state != LP_REQ_DONE || r->out_of_memory || r->aborted || r->too_large ||
+        r->result != CURLE_OK || r->stream)
+        luaL_error(L, "decode: the request has no body to decode (%s)",
+                   r->state == LP_REQ_CLOSED    ? "closed"
+                   : r->state == LP_REQ_RUNNING ? "still running"
+                                                : "it failed");
+    if (pad > (size_t)-1 - r->body.len || lp_buffer_reserve(&r->body, r->body.len + pad) != 0)
+        luaL_error(L, "decode: out of memory");
+    memset(r->body.data + r->body.len, 0, pad);
+    *len = r->body.len;
+    return r->body.data;
 }
 
 /* req:read() -> chunk, status: hands out the body received so far and forgets it

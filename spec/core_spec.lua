@@ -749,6 +749,61 @@ describe("leadpipe.core", function()
             assert.are.equal(401, status)
         end)
 
+        it("keeps a 2xx body in C memory for core.decode to parse in place (response(true))", function()
+            local run = create_run()
+            local path = "/v1/intent/audiences/" .. srv.audience .. "/runs/" .. run.id .. "/results?limit=40"
+            local status, text
+            for _ = 1, 100 do
+                status, _, text = api("GET", path)
+                if status ~= 202 then break end
+                core.sleep(0.01)
+            end
+            assert.are.equal(200, status, text)
+            local function kept(url, headers)
+                local req = s:request{ url = url, headers = headers or { ["x-api-key"] = srv.api_key } }
+                wait(s, req)
+                return req, req:response(true)
+            end
+            local req, st, _, body = kept(srv.url .. path)
+            assert.are.equal(200, st)
+            assert.are.equal(req, body)
+            local whole = assert(core.decode(text))
+            local in_place = assert(core.decode(req))
+            assert.are.same(whole.data, in_place.data) -- meta (request id, time) is the request's own
+            assert.are.equal(core.array_mt, getmetatable(in_place.data.results))
+            if core.decode_page then
+                local pred = core.where{ min_score = 50 }
+                local a, rows_a, kept_a = core.decode_page(text, pred)
+                local b, rows_b, kept_b = core.decode_page(req, pred)
+                assert.are.same(a.data, b.data)
+                assert.are.equal(40, rows_b)
+                assert.are.same({ rows_a, kept_a }, { rows_b, kept_b })
+                local raw_a, raw_b = core.decode_page(text, nil, true), core.decode_page(req, nil, true)
+                assert.are.same(raw_a.data, raw_b.data)
+            end
+            -- the body stays until the request is closed, and the fallback decoder takes it too
+            assert.are.same(in_place, assert(core.decode_cjson(req)))
+            req:close()
+            local ok, err = pcall(core.decode, req)
+            assert.is_false(ok)
+            assert.matches("decode: the request has no body to decode %(closed%)", err)
+            -- anything but a 2xx, and an empty body, come as strings
+            local bad
+            bad, st, _, body = kept(srv.url .. path, { ["x-api-key"] = "sk_wrong" })
+            assert.are.equal(401, st)
+            assert.are.equal("string", type(body))
+            bad:close()
+            -- a request still running has no body to decode
+            srv:configure{ latency_ms = 500 }
+            finally(function() srv:configure{ latency_ms = 0 } end)
+            local running = s:request{ url = srv.url .. path, headers = { ["x-api-key"] = srv.api_key } }
+            ok, err = pcall(core.decode, running)
+            assert.is_false(ok)
+            assert.matches("still running", err)
+            running:close()
+            assert.has_error(function() core.decode({}) end)
+        end)
+
         it("keeps one connection for sequential requests", function()
             srv:reset_stats()
             for _ = 1, 5 do

@@ -350,6 +350,12 @@ local function send_when_open(self, call)
     return true
 end
 
+-- A body the wire kept in its own memory (wire:wait's keep) is an object, not a string:
+-- closed once decoded.
+local function release(body)
+    if type(body) == "userdata" then body:close() end
+end
+
 --- Waits for the call's outcome, retrying and following redirects as needed.
 function Transport:finish(call)
     local key = secrets[self]
@@ -376,7 +382,8 @@ function Transport:finish(call)
         if call.sink and self.wire.stream then
             status, headers, body = self.wire:stream(req, call.sink, call.deadline)
         else
-            status, headers, body = self.wire:wait(req, call.deadline)
+            -- a 2xx body to decode may stay in the wire's memory (keep): see release()
+            status, headers, body = self.wire:wait(req, call.deadline, not (call.raw or call.sink))
             if call.sink and status == 200 then
                 if call.sink(body) then
                     body = ""
@@ -386,7 +393,10 @@ function Transport:finish(call)
             end
         end
         call.req = nil
-        if self.closed then return nil, closed_error(call) end
+        if self.closed then
+            release(body)
+            return nil, closed_error(call)
+        end
         local arrived = self.host.now()
         local err
         if not status then
@@ -419,6 +429,7 @@ function Transport:finish(call)
                 on_arrival()
             end
             local data, derr, extra = (call.decode or core.decode)(body)
+            release(body)
             if data then
                 self:log{ type = "response", method = call.method, path = call.path, status = status,
                           attempt = call.attempt }

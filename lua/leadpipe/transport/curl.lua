@@ -4,7 +4,9 @@
 -- five methods, so retries, redirects, key scoping and error objects stay one piece of
 -- code above it (see transport/cosocket.lua for the OpenResty one):
 --   wire:send{ method=, url=, headers=, body= } -> handle    on the wire when it returns
---   wire:wait(handle, deadline) -> status, headers, body     (headers: lower-case names)
+--   wire:wait(handle, deadline, keep) -> status, headers, body (headers: lower-case names;
+--                                  keep: a 2xx body is the request itself, its body left
+--                                  in C memory for core.decode; close it after)
 --                                | nil, message, kind        (kind: "resolve", "connect",
 --        "tls", "timeout", "reset", "too_large", "aborted", "network"); `deadline` (host
 --        clock, optional) cuts the wait: the request is dropped and kind is "timeout"
@@ -121,7 +123,14 @@ function drive(self, fd, events)
     wake_done(self)
 end
 
-local function socket_wait(self, req, deadline)
+-- The outcome of a finished req; it is closed unless its body stayed in it (keep).
+local function outcome(req, keep)
+    local status, headers, body = req:response(keep)
+    if body ~= req then req:close() end
+    return status, headers, body
+end
+
+local function socket_wait(self, req, deadline, keep)
     local host = self.host
     local current, dtimer -- the waker of this turn; the deadline's timer
     local function finish(...)
@@ -131,11 +140,7 @@ local function socket_wait(self, req, deadline)
     -- Done already (a prefetched page): no wait, but let the loop breathe if we ran long.
     if host.relax and req:done() then host.relax() end
     while true do
-        if req:done() then
-            local status, headers, body = req:response()
-            req:close()
-            return finish(status, headers, body)
-        end
+        if req:done() then return finish(outcome(req, keep)) end
         if self.failure then
             req:close()
             if not self.closed then pcall(apply, self) end
@@ -188,16 +193,12 @@ local function idle(self, req, deadline)
     return true
 end
 
-function Wire:wait(req, deadline)
-    if self.io then return socket_wait(self, req, deadline) end
+function Wire:wait(req, deadline, keep)
+    if self.io then return socket_wait(self, req, deadline, keep) end
     local session = self.session
     while true do
         session:perform()
-        if req:done() then
-            local status, headers, body = req:response()
-            req:close()
-            return status, headers, body
-        end
+        if req:done() then return outcome(req, keep) end
         if not idle(self, req, deadline) then return nil, DEADLINE, "timeout" end
     end
 end
