@@ -75,4 +75,19 @@ describe("leadpipe.window", function()
         none:clean()
         assert.are.equal(0, none.size)
     end)
+
+    it("lets a short tail go out with the window instead of a round trip later", function()
+        local w = window.new(64)
+        w:round_trip(0.050)
+        w:reader(0.002)
+        assert.are.equal(27, w.size)
+        assert.are.equal(39, w:room(39)) -- at most twice the window: all of it
+        assert.are.equal(27, w:room(55)) -- more: the window
+        assert.are.equal(5, w:room(5))
+        local capped = window.new(16)
+        capped:round_trip(1)
+        capped:reader(0.001)
+        assert.are.equal(16, capped:room(20)) -- never past the cap
+        assert.are.equal(0, window.new(0):room(3))
+    end)
 end)

@@ -17,7 +17,7 @@ local window = require "leadpipe.window"
 
 local setmetatable, getmetatable, type, tostring, pairs, error =
     setmetatable, getmetatable, type, tostring, pairs, error
-local min = math.min
+local min, ceil = math.min, math.ceil
 local remove = table.remove
 local getenv = os.getenv
 
@@ -576,7 +576,8 @@ local function page_iterator(self, aud, run_id, o, fname)
     end
 
     local function refill()
-        while #inflight < win.size and ahead < total do
+        local room = win:room(#inflight + ceil((total - ahead) / limit))
+        while #inflight < room and ahead < total do
             inflight[#inflight + 1] = {
                 offset = ahead, sent = now(), call = start_page(self, aud, run_id, limit, ahead, decode),
             }

@@ -19,6 +19,10 @@
 --   w:rate_limited()       -- a request met a 429 or 503 (halves the ceiling)
 --   w:clean()              -- a page arrived without one (the ceiling grows back by one)
 --   w.size                 -- pages to keep in flight ahead of the reader
+--   w:room(left)           -- how many may be in flight when `left` pages (in flight or
+--                          -- not asked yet) remain: w.size, or all of them when they are
+--                          -- at most twice that and the cap allows (a short tail then costs
+--                          -- no round trip of its own)
 
 local floor, min = math.floor, math.min
 
@@ -64,6 +68,12 @@ function Window:clean()
         self.ceiling = self.ceiling + 1
         resize(self)
     end
+end
+
+function Window:room(left)
+    local size = self.size
+    if left <= 2 * size and left <= self.ceiling then return left end
+    return size
 end
 
 local function new(cap)
