@@ -561,6 +561,13 @@ void push_string(const lp_build &b, std::string_view s)
     e.len = n;
 }
 
+/* A presize for lua_createtable from simdjson's member count (which saturates
+ * at 0xFFFFFF, far above any table worth presizing exactly). */
+inline int size_hint(size_t n)
+{
+    return n < 0xFFFFFF ? (int)n : 0xFFFFFF;
+}
+
 /* Page levels of push_object. */
 enum { LP_PLAIN = 0, LP_DATA = 1, LP_ROOT = 2 };
 
@@ -570,11 +577,9 @@ void push_results(const lp_build &b, array a);
 void push_array(const lp_build &b, array a)
 {
     lua_State *L = b.L;
-    int n = 0, i = 0;
-    for (element x : a)
-        n += !is_null(x);
+    int i = 0;
     luaL_checkstack(L, 3, "decode: nested too deeply");
-    lua_createtable(L, n, 0);
+    lua_createtable(L, size_hint(a.size()), 0); /* nulls counted: only a hint */
     for (element x : a) {
         if (is_null(x))
             continue;
@@ -589,13 +594,10 @@ void push_array(const lp_build &b, array a)
 void push_object(const lp_build &b, object o, int level)
 {
     lua_State *L = b.L;
-    int n = 0;
     size_t idx = 0;
     uint64_t seen = 0; /* a bit per key (length and first byte) set so far */
-    for (object::iterator it = o.begin(); it != o.end(); ++it)
-        n += !is_null(it.value());
     luaL_checkstack(L, 3, "decode: nested too deeply");
-    lua_createtable(L, 0, n);
+    lua_createtable(L, 0, size_hint(o.size())); /* nulls counted: only a hint */
     for (object::iterator it = o.begin(); it != o.end(); ++it, ++idx) {
         std::string_view k = it.key();
         element v = it.value();
