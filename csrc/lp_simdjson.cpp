@@ -307,11 +307,59 @@ bool get_path(element row, const lp_wpath_t &p, element &out)
     return true;
 }
 
-bool score_ok(const lp_where_t *w, element row)
+/* The members of a row that the rules read, found in one pass over it (as
+ * get_field finds them: the last one named so wins, and a null one is
+ * absent), instead of one pass per rule. */
+struct row_view {
+    element intent, seniority, department, geo;
+    bool has_intent = false, has_seniority = false, has_department = false, has_geo = false;
+
+    void scan(object o)
+    {
+        for (object::iterator it = o.begin(); it != o.end(); ++it) {
+            std::string_view k = it.key();
+            switch (k.size()) {
+            case 3:
+                if (same_key(k, "geo", 3))
+                    set(geo, has_geo, it.value());
+                break;
+            case 6:
+                if (same_key(k, "intent", 6))
+                    set(intent, has_intent, it.value());
+                break;
+            case 9:
+                if (same_key(k, "seniority", 9))
+                    set(seniority, has_seniority, it.value());
+                break;
+            case 10:
+                if (same_key(k, "department", 10))
+                    set(department, has_department, it.value());
+                break;
+            default:
+                break;
+            }
+        }
+    }
+
+  private:
+    static void set(element &slot, bool &has, element v)
+    {
+        slot = v;
+        has = !is_null(v);
+    }
+};
+
+/* field_in for a member found by row_view. */
+bool value_in(bool has, element v, const lp_wstr_t *set, size_t n)
 {
-    element intent, s;
+    return has && v.type() == element_type::STRING && in_set(v.get_string().value_unsafe(), set, n);
+}
+
+bool score_ok(const lp_where_t *w, const row_view &row)
+{
+    element s;
     lp_num_t n;
-    if (!get_field(row, "intent", 6, intent) || !get_field(intent, "score", 5, s) || !to_num(s, n))
+    if (!row.has_intent || !get_field(row.intent, "score", 5, s) || !to_num(s, n))
         return false;
     if (w->rules & LP_W_MIN_SCORE) {
         int c = num_cmp(n, w->min_score);
@@ -327,10 +375,10 @@ bool score_ok(const lp_where_t *w, element row)
 }
 
 /* ranks[v] or ranks[lower(v)], then a number at least min_rank. */
-bool rank_ok(const lp_where_t *w, element row)
+bool rank_ok(const lp_where_t *w, const row_view &row)
 {
-    element v;
-    if (!get_field(row, "seniority", 9, v) || v.type() != element_type::STRING)
+    element v = row.seniority;
+    if (!row.has_seniority || v.type() != element_type::STRING)
         return false;
     std::string_view s = v.get_string().value_unsafe();
     const lp_wrank_t *r = nullptr;
@@ -348,19 +396,18 @@ bool rank_ok(const lp_where_t *w, element row)
     return c == 0 || c == 1;
 }
 
-bool country_ok(const lp_where_t *w, element row)
+bool country_ok(const lp_where_t *w, const row_view &row)
 {
-    element geo;
-    if (!get_field(row, "geo", 3, geo))
+    if (!row.has_geo)
         return false;
-    return field_in(geo, "countryCode", 11, w->country, w->n_country)
-           || field_in(geo, "country", 7, w->country, w->n_country);
+    return field_in(row.geo, "countryCode", 11, w->country, w->n_country)
+           || field_in(row.geo, "country", 7, w->country, w->n_country);
 }
 
-bool topic_ok(const lp_where_t *w, element row)
+bool topic_ok(const lp_where_t *w, const row_view &row)
 {
-    element intent, topics;
-    if (!get_field(row, "intent", 6, intent) || !get_field(intent, "matchedTopics", 13, topics)
+    element topics;
+    if (!row.has_intent || !get_field(row.intent, "matchedTopics", 13, topics)
         || topics.type() != element_type::ARRAY)
         return false;
     array a = topics.get_array().value_unsafe();
@@ -381,19 +428,24 @@ bool topic_ok(const lp_where_t *w, element row)
     return false;
 }
 
-/* The compiled where{}: every rule present must hold. */
+/* The compiled where{}: every rule present must hold. row is an object. */
 bool keep_row(const lp_where_t *w, element row)
 {
     unsigned r = w->rules;
-    if ((r & (LP_W_MIN_SCORE | LP_W_MAX_SCORE)) && !score_ok(w, row))
+    row_view rv;
+    if (r & (LP_W_MIN_SCORE | LP_W_MAX_SCORE | LP_W_SENIORITY | LP_W_AT_LEAST | LP_W_DEPARTMENT
+             | LP_W_COUNTRY | LP_W_TOPIC))
+        rv.scan(row.get_object().value_unsafe());
+    if ((r & (LP_W_MIN_SCORE | LP_W_MAX_SCORE)) && !score_ok(w, rv))
         return false;
-    if ((r & LP_W_SENIORITY) && !field_in(row, "seniority", 9, w->seniority, w->n_seniority))
+    if ((r & LP_W_SENIORITY) && !value_in(rv.has_seniority, rv.seniority, w->seniority, w->n_seniority))
         return false;
-    if ((r & LP_W_AT_LEAST) && !rank_ok(w, row))
+    if ((r & LP_W_AT_LEAST) && !rank_ok(w, rv))
         return false;
-    if ((r & LP_W_DEPARTMENT) && !field_in(row, "department", 10, w->department, w->n_department))
+    if ((r & LP_W_DEPARTMENT)
+        && !value_in(rv.has_department, rv.department, w->department, w->n_department))
         return false;
-    if ((r & LP_W_COUNTRY) && !country_ok(w, row))
+    if ((r & LP_W_COUNTRY) && !country_ok(w, rv))
         return false;
     if (r & LP_W_HAS) {
         for (size_t i = 0; i < w->n_has; i++) {
@@ -402,7 +454,7 @@ bool keep_row(const lp_where_t *w, element row)
                 return false;
         }
     }
-    if ((r & LP_W_TOPIC) && !topic_ok(w, row))
+    if ((r & LP_W_TOPIC) && !topic_ok(w, rv))
         return false;
     return true;
 }
