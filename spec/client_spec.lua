@@ -328,6 +328,42 @@ describe("leadpipe client", function()
             assert.is_true(slow <= 2, "in flight behind a slow reader: " .. slow)
         end)
 
+        it("keep at most 64 pages ahead across all the iterators of one client", function()
+            -- three readers share a client behind 50 ms of latency; each alone would keep up
+            -- to 64 pages ahead
+            local run = completed_run(AUD20K)
+            srv:configure{ latency_ms = 50 }
+            finally(function() srv:configure{ latency_ms = 0 } end)
+            -- page requests sent and not yet read, from the log (curl would also queue what
+            -- passes its 64 connections per host; the cosocket wire has no such bound)
+            local out, most = 0, 0
+            local function logger(ev)
+                if not tostring(ev.path):find("/results$") then return end
+                if ev.type == "send" then
+                    out = out + 1
+                    if out > most then most = out end
+                elseif ev.type == "response" or ev.type == "error" then
+                    out = out - 1
+                end
+            end
+            local c = leadpipe.new{ api_key = srv.api_key, base_url = srv.url, logger = logger }
+            local iters = {}
+            for i = 1, 3 do iters[i] = c:pages(AUD20K, run.id, { limit = 50 }) end
+            local offsets = { {}, {}, {} }
+            for _ = 1, 12 do
+                for i = 1, 3 do
+                    local page = iters[i]()
+                    offsets[i][#offsets[i] + 1] = page.offset
+                end
+            end
+            c:close()
+            for i = 1, 3 do
+                for k, off in ipairs(offsets[i]) do assert.are.equal((k - 1) * 50, off) end
+            end
+            assert.is_true(most <= 64 + 3, "in flight: " .. most)
+            assert.is_true(most > 3, "in flight: " .. most)
+        end)
+
         it("report rows and kept rows per page when people() filters with where", function()
             local run = completed_run(AUD1K)
             local where = { min_score = 80, seniority_at_least = "director" }

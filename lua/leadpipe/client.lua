@@ -300,6 +300,8 @@ function _M.new(opts)
         poll_interval = o.poll_interval or 1,
         max_poll_interval = o.max_poll_interval or 10,
         transport = transport,
+        -- the page lists in flight of this client's live pipelines (see page_iterator)
+        pipelines = setmetatable({}, { __mode = "k" }),
     }, Client)
 end
 
@@ -545,6 +547,9 @@ local PAGES_OPTS = set{ "limit", "offset", "wait", "prefetch", "timeout", "inter
 -- Most pages in flight ahead of the one being read, unless `prefetch` says otherwise.
 local DEFAULT_PREFETCH = 64
 local MAX_PREFETCH = 64
+-- Most pages in flight ahead of their readers across all the iterators of one client (one
+-- client shared by many requests in an nginx worker must not open 64 connections for each).
+local CLIENT_AHEAD = 64
 
 -- Iterator of pages. Raises errors. The fourth value closes it (Lua 5.4 to-be-closed).
 --
@@ -575,8 +580,20 @@ local function page_iterator(self, aud, run_id, o, fname)
         end
     end
 
+    -- Pages the client's other pipelines have ahead (a pipeline dropped without closing
+    -- counts until it is collected: its requests are on the wire until then too).
+    local pipelines = self.pipelines
+    pipelines[inflight] = true
+    local function others()
+        local n = 0
+        for list in pairs(pipelines) do
+            if list ~= inflight then n = n + #list end
+        end
+        return n
+    end
+
     local function refill()
-        local room = win:room(#inflight + ceil((total - ahead) / limit))
+        local room = min(win:room(#inflight + ceil((total - ahead) / limit)), CLIENT_AHEAD - others())
         while #inflight < room and ahead < total do
             inflight[#inflight + 1] = {
                 offset = ahead, sent = now(), call = start_page(self, aud, run_id, limit, ahead, decode),
