@@ -360,8 +360,8 @@ print(check_line(s2, ROWS_LATENCY))
 print("")
 print(format("Ideal = 3 × latency + W: one round trip to create the run, one for the first page "
     .. "(it gives total), one for the other %d pages all in flight at once (the server gives each "
-    .. "connection its own thread); W = the same job's median time with no latency (its own work: start-up, decoding, "
-    .. "filtering).", pages_lat - 1))
+    .. "connection its own thread); W = the same job's median time with no latency (its own work: "
+    .. "start-up, decoding, filtering).", pages_lat - 1))
 for _, id in ipairs(IDS_W) do
     local i, w = ideal(id)
     if i then
