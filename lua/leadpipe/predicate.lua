@@ -64,8 +64,9 @@ local function lower_set(v)
 end
 
 -- Bytes that start a string which is certainly not blank: the ASCII letters and digits.
--- "%S" is `not isspace(c)`, and C has isspace() true only for characters for which isalnum()
--- is false, whatever the locale; so for such a string `find(v, "%S")` need not run.
+-- "%S" is `not isspace(c)`, and the C standard lets a locale add to isspace() only
+-- characters for which isalnum() is false; so for such a string `find(v, "%S")` need not
+-- run, whatever the locale.
 local ALNUM = {}
 for _, range in ipairs({ { "0", "9" }, { "A", "Z" }, { "a", "z" } }) do
     for c = byte(range[1]), byte(range[2]) do ALNUM[c] = true end
