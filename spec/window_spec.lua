@@ -2,6 +2,14 @@
 -- trip and the reader's time per page, bounded by the prefetch cap, halved by a 429/503.
 local window = require "leadpipe.window"
 
+-- A window of `cap` that has seen one round trip and one page of the reader's time.
+local function measured(cap, rtt, per_page)
+    local w = window.new(cap)
+    w:round_trip(rtt)
+    w:reader(per_page)
+    return w
+end
+
 describe("leadpipe.window", function()
     it("keeps two pages in flight until it has measured anything", function()
         assert.are.equal(2, window.new(64).size)
@@ -10,24 +18,16 @@ describe("leadpipe.window", function()
     end)
 
     it("covers one round trip at the reader's pace, plus two", function()
-        local w = window.new(64)
-        w:round_trip(0.050)
-        w:reader(0.002)
+        local w = measured(64, 0.050, 0.002)
         assert.are.equal(27, w.size) -- floor(50 / 2) + 2
-        local fast = window.new(64)
-        fast:round_trip(0.001)
-        fast:reader(0.004)
+        local fast = measured(64, 0.001, 0.004)
         assert.are.equal(2, fast.size) -- the wire is faster than the reader
     end)
 
     it("never goes past the cap, and gives the cap to a reader that takes no time", function()
-        local w = window.new(16)
-        w:round_trip(0.2)
-        w:reader(0.001)
+        local w = measured(16, 0.2, 0.001)
         assert.are.equal(16, w.size)
-        local z = window.new(8)
-        z:round_trip(0.01)
-        z:reader(0)
+        local z = measured(8, 0.01, 0)
         assert.are.equal(8, z.size)
     end)
 
@@ -42,9 +42,7 @@ describe("leadpipe.window", function()
     end)
 
     it("follows the reader's pace as a moving average", function()
-        local w = window.new(64)
-        w:round_trip(0.040)
-        w:reader(0.010)
+        local w = measured(64, 0.040, 0.010)
         assert.are.equal(6, w.size)
         for _ = 1, 40 do w:reader(0.001) end
         assert.is_true(w.size >= 40, "size " .. w.size)
@@ -53,9 +51,7 @@ describe("leadpipe.window", function()
     end)
 
     it("halves on a 429 or 503 and grows back one page at a time", function()
-        local w = window.new(32)
-        w:round_trip(1)
-        w:reader(0.001)
+        local w = measured(32, 1, 0.001)
         assert.are.equal(32, w.size)
         w:rate_limited()
         assert.are.equal(16, w.size)
@@ -77,16 +73,12 @@ describe("leadpipe.window", function()
     end)
 
     it("lets a short tail go out with the window instead of a round trip later", function()
-        local w = window.new(64)
-        w:round_trip(0.050)
-        w:reader(0.002)
+        local w = measured(64, 0.050, 0.002)
         assert.are.equal(27, w.size)
         assert.are.equal(39, w:room(39)) -- at most twice the window: all of it
         assert.are.equal(27, w:room(55)) -- more: the window
         assert.are.equal(5, w:room(5))
-        local capped = window.new(16)
-        capped:round_trip(1)
-        capped:reader(0.001)
+        local capped = measured(16, 1, 0.001)
         assert.are.equal(16, capped:room(20)) -- never past the cap
         assert.are.equal(0, window.new(0):room(3))
     end)
