@@ -177,8 +177,6 @@ static int fix_value(lua_State *L, int tagged)
     }
 }
 
-/* core.decode_cjson(text) -> value | nil, "decode: <reason>". Raises only
- * when text is not a string. */
 /* The text to decode at index 1: a string, or a request whose body it is
  * (req:response(true)), which is then put there as a string. */
 static void text_as_string(lua_State *L)
@@ -192,6 +190,9 @@ static void text_as_string(lua_State *L)
     luaL_checktype(L, 1, LUA_TSTRING);
 }
 
+/* core.decode_cjson(text) -> value | nil, "decode: <reason>". text: a string,
+ * or a request whose body stayed in C memory (copied into a string here: cjson
+ * takes nothing else). Raises only when text is neither. */
 static int lp_json_decode_cjson(lua_State *L)
 {
     size_t len;

@@ -228,12 +228,19 @@ bool in_set(std::string_view v, const lp_wstr_t *set, size_t n)
     return false;
 }
 
+/* A member's value v (has: it is there and not null) is a string whose lower
+ * case is in set. */
+bool value_in(bool has, element v, const lp_wstr_t *set, size_t n)
+{
+    return has && v.type() == element_type::STRING && in_set(v.get_string().value_unsafe(), set, n);
+}
+
 /* String member k of row, lower-cased, in set. */
 bool field_in(element row, const char *k, size_t kn, const lp_wstr_t *set, size_t n)
 {
     element v;
-    return get_field(row, k, kn, v) && v.type() == element_type::STRING
-           && in_set(v.get_string().value_unsafe(), set, n);
+    bool has = get_field(row, k, kn, v);
+    return value_in(has, v, set, n);
 }
 
 /* filter.lua's present(): not missing, not false, not a blank string, not an
@@ -348,12 +355,6 @@ struct row_view {
         has = !is_null(v);
     }
 };
-
-/* field_in for a member found by row_view. */
-bool value_in(bool has, element v, const lp_wstr_t *set, size_t n)
-{
-    return has && v.type() == element_type::STRING && in_set(v.get_string().value_unsafe(), set, n);
-}
 
 bool score_ok(const lp_where_t *w, const row_view &row)
 {

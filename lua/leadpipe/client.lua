@@ -612,11 +612,11 @@ local function page_iterator(self, aud, run_id, o, fname)
         end
         local page, err = finish_page(self, call, limit, offset, seen)
         if arrived then
-            local wait = arrived - asked
+            local wait, t = arrived - asked, now()
             -- a wait of under 0.5 ms: the page was there already, and arrived says nothing
             if waited or wait > 0.0005 then win:round_trip(arrived - sent) end
             -- the reader's own time for this page: since it had the last one, minus the wait
-            win:reader(left_at and now() - left_at - wait or now() - arrived)
+            win:reader(left_at and t - left_at - wait or t - arrived)
         end
         if call.rate_limited then win:rate_limited() else win:clean() end
         return page, err
