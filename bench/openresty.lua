@@ -1,4 +1,4 @@
--- bench/openresty.lua: what the "openresty" host (cosocket transport) costs in a real nginx.
+-- bench/openresty.lua: what the "openresty" host (cosocket wire) costs in a real nginx.
 --
 -- Runs Debian's nginx with one worker (spec/support/openresty.lua) against the fake API in
 -- this process and reports:

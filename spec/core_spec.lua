@@ -1,7 +1,7 @@
 -- spec/core_spec.lua: leadpipe.core, the C module: its Lua boundary (bad arguments raise,
 -- closed handles raise, close is idempotent), decode, uuid/sleep/now, and real HTTP against
 -- two local servers: the fake API (leadpipe.mock) and spec/support/core_server.py for the
--- transport faults the fake does not make (resets, 1xx, oversized bodies, silence).
+-- wire faults the fake does not make (resets, 1xx, oversized bodies, silence).
 local core = require "leadpipe.core"
 
 local has_mock, mock = pcall(require, "leadpipe.mock")

@@ -729,7 +729,7 @@ describe("leadpipe.mock", function()
         end)
     end)
 
-    describe("transport", function()
+    describe("over HTTP (gzip, keep-alive, faults)", function()
         local run
 
         setup(function()

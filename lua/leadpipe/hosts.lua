@@ -8,7 +8,9 @@
 --                                object (kind "invalid_argument", code "NOT_IN_COROUTINE")
 --                                naming the caller `level` frames up (as error()'s level);
 --                                the client calls it before it sends anything
--- and one of two ways to wait for libcurl (the curl wire, transport/curl.lua, picks the
+--   host.wire                    optional: the wire that moves the bytes (lua/leadpipe/wire/),
+--                                default "curl"
+-- and one of two ways to wait for libcurl (the curl wire, wire/curl.lua, picks the
 -- session mode from it):
 --   host.wait_io(session, secs)  poll mode: wait until the session's transfers may progress,
 --                                at most secs (the blocking host: curl_multi_poll)
@@ -31,7 +33,7 @@
 --   Callbacks from the loop count in host.stats (wakeups = polls + timers) and never let
 --   an error out into the loop.
 -- "blocking" (the default) blocks the process in curl_multi_poll / nanosleep.
--- "openresty" moves bytes over cosockets (its `transport` field names that wire) and sleeps
+-- "openresty" moves bytes over cosockets (its `wire` field names that wire) and sleeps
 -- with ngx.sleep, so an nginx worker keeps serving while leadpipe waits.
 -- "neovim" (vim.loop) and "luv" (plain lua-luv) are event-loop hosts: leadpipe calls must
 -- run inside a coroutine (see hosts.run); on Neovim the coroutine is resumed through
@@ -42,6 +44,8 @@
 -- Any table with now/sleep and wait_io or io may be passed as a custom host.
 
 local core = require "leadpipe.core"
+local errors = require "leadpipe.errors"
+local args = require "leadpipe.args"
 
 local type, error, pairs = type, error, pairs
 local min = math.min
@@ -51,7 +55,7 @@ local coroutine = coroutine
 --- and wait_io or io (with waker, await and wake).
 ---@class leadpipe.Host
 ---@field name? string "blocking", "openresty", "neovim", "luv" or your own
----@field transport? string the wire that moves the bytes (default "curl"; "cosocket")
+---@field wire? string the wire that moves the bytes (default "curl"; "cosocket")
 ---@field now fun(): number monotonic seconds
 ---@field sleep fun(seconds: number) waits that long
 ---@field check? fun(fname?: string, level?: integer): leadpipe.Error|nil nil when leadpipe may wait here
@@ -97,7 +101,7 @@ _M.blocking = {
 
 -- ===== openresty =====
 
--- Bytes move over cosockets (transport/cosocket.lua): a request waits on its own socket in
+-- Bytes move over cosockets (wire/cosocket.lua): a request waits on its own socket in
 -- a light thread, so nothing here polls. sleep (backoff, wait_run) is ngx.sleep, which
 -- yields the request's coroutine to nginx's event loop. wait_io is never called by the
 -- cosocket wire; it is here for the host table's shape.
@@ -109,7 +113,7 @@ local function openresty()
     local sleep = ngx.sleep
     return {
         name = "openresty",
-        transport = "cosocket",
+        wire = "cosocket",
         now = core.now,
         sleep = function(seconds)
             if seconds > 0 then sleep(seconds) end
@@ -121,8 +125,6 @@ local function openresty()
 end
 
 -- ===== neovim / luv =====
-
-local errors = require "leadpipe.errors"
 
 local running, resume, yield, status = coroutine.running, coroutine.resume, coroutine.yield,
     coroutine.status
@@ -303,7 +305,10 @@ local function luv_host(name, uv, vim)
     host.io = {
         poll = function(fd, on_ready)
             local handle, err = uv.new_poll(fd)
-            if not handle then error("uv.new_poll(" .. tostring(fd) .. "): " .. tostring(err), 0) end
+            if not handle then
+                error(errors.new("network", "uv.new_poll(" .. tostring(fd) .. "): " .. tostring(err),
+                    { code = "event_loop" }), 0)
+            end
             return setmetatable({ handle = handle, cb = guard("polls", function(perr, events)
                 on_ready(perr and "e" or events)
             end) }, Watcher)
@@ -457,16 +462,16 @@ end
 ---@param ... any the arguments of fn
 ---@return thread co
 function _M.run(fn, on_error, ...)
-    if type(fn) ~= "function" then error("hosts.run: fn must be a function", 2) end
-    if on_error ~= nil and type(on_error) ~= "function" then
-        error("hosts.run: on_error must be a function or nil", 2)
+    if type(fn) ~= "function" then args.fail("hosts.run", "fn", "must be a function, got " .. type(fn)) end
+    if on_error ~= nil and not args.is_callable(on_error) then
+        args.fail("hosts.run", "on_error", "must be a function or nil, got " .. type(on_error))
     end
     local co = coroutine.create(fn)
     handlers[co] = on_error
     local vim = nvim()
     if vim and type(vim.in_fast_event) == "function" and vim.in_fast_event() then
-        local args = { n = select("#", ...), ... }
-        vim.schedule(function() step(co, unpack(args, 1, args.n)) end)
+        local packed = { n = select("#", ...), ... }
+        vim.schedule(function() step(co, unpack(packed, 1, packed.n)) end)
     else
         active = active + 1
         step(co, ...)

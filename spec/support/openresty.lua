@@ -1,5 +1,5 @@
 -- spec/support/openresty.lua: a real nginx (Debian's nginx + libnginx-mod-http-lua) for the
--- cosocket transport's specs and benchmark. Writes a temporary prefix with an nginx.conf,
+-- cosocket wire's specs and benchmark. Writes a temporary prefix with an nginx.conf,
 -- a test CA and a server certificate (openssl), starts nginx with one worker on free
 -- loopback ports, and stops it.
 --

@@ -1,8 +1,9 @@
--- leadpipe.transport.curl: moves bytes with libcurl (a leadpipe.core session).
+-- leadpipe.wire.curl: moves bytes with libcurl (a leadpipe.core session).
 --
--- A transport ("wire") is what http.lua sends requests through. Every wire has the same
--- five methods, so retries, redirects, key scoping and error objects stay one piece of
--- code above it (see transport/cosocket.lua for the OpenResty one):
+-- A wire is what the request layer (http.lua) sends requests through; the host names it
+-- (host.wire, default "curl"). Every wire has the same five methods, so retries,
+-- redirects, key scoping and error objects stay one piece of code above it (see
+-- wire/cosocket.lua for the OpenResty one):
 --   wire:send{ method=, url=, headers=, body= } -> handle    on the wire when it returns
 --   wire:wait(handle, deadline, keep) -> status, headers, body (headers: lower-case names;
 --                                  keep: a 2xx body is the request itself, its body left
@@ -34,7 +35,7 @@
 
 local core = require "leadpipe.core"
 
-local setmetatable, pairs, pcall, tostring = setmetatable, pairs, pcall, tostring
+local setmetatable, pairs, pcall, tostring, type = setmetatable, pairs, pcall, tostring, type
 local min, ceil = math.min, math.ceil
 local concat = table.concat
 
@@ -119,7 +120,10 @@ function drive(self, fd, events)
     if self.closed then return end
     local ok, err = pcall(self.session.socket_action, self.session, fd, events)
     if ok then ok, err = pcall(apply, self) end
-    if not ok then self.failure = self.failure or tostring(err) end
+    if not ok then
+        -- an error object (a host's io that failed) or a message
+        self.failure = self.failure or (type(err) == "table" and tostring(err.message) or tostring(err))
+    end
     wake_done(self)
 end
 
