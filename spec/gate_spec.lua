@@ -4,7 +4,6 @@
 
 local leadpipe = require "leadpipe"
 local core = require "leadpipe.core"
-local hosts = require "leadpipe.hosts"
 
 local BASE = "https://api.example.test"
 
@@ -35,7 +34,6 @@ describe("the rate gate", function()
             name = "virtual", wire = "scripted",
             now = function() return core.now() + skew end,
             sleep = function(s) if s > 0 then skew = skew + s end end,
-            wait_io = hosts.blocking.wait_io,
         }
         responses, sends = {}, {}
         package.loaded["leadpipe.wire.scripted"] = {

@@ -29,6 +29,8 @@
 #define LPM_FAULT_MEMORY 4096          /* fingerprints of faulted requests kept */
 #define LPM_ROW_JSON_GUESS 1100        /* bytes reserved per row of a page */
 #define LPM_CSV_CHUNK_ROWS 256
+#define LPM_CSV_BLOCK (64 * 1024)      /* bytes libmicrohttpd asks the CSV reader for at once */
+#define LPM_CONFIG_HASH_LEN 64         /* hex digits of an audience's configHash (256 bits) */
 #define LPM_CONNECTION_TIMEOUT_S 60u
 #define LPM_DAY_MS 86400000
 
@@ -38,7 +40,7 @@ extern const char *const lpm_status_names[];
 typedef struct {
     lpm_audience_t a;          /* owned copies of the strings */
     uint64_t key;
-    char config_hash[65];
+    char config_hash[LPM_CONFIG_HASH_LEN + 1];
 } lpm_aud_t;
 
 typedef struct {

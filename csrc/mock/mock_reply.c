@@ -275,7 +275,7 @@ enum MHD_Result lpm_send_reply(struct MHD_Connection *c, lpm_reply_t *r, int gz,
         resp = MHD_create_response_from_buffer(sizeof(oom_body) - 1, (void *)(uintptr_t)oom_body,
                                                MHD_RESPMEM_PERSISTENT);
     } else if (r->csv) {
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, lpm_csv_read, r->csv,
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, LPM_CSV_BLOCK, lpm_csv_read, r->csv,
                                                  lpm_csv_free);
         if (!resp)
             lpm_csv_free(r->csv);

@@ -125,7 +125,4 @@ function _M.status_retryable(status)
     return status == 429 or (status >= 500 and status <= 599) or status == 408
 end
 
---- The metatable of error objects.
-_M.metatable = mt
-
 return _M

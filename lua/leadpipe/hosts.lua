@@ -10,8 +10,8 @@
 --                                the client calls it before it sends anything
 --   host.wire                    optional: the wire that moves the bytes (lua/leadpipe/wire/),
 --                                default "curl"
--- and one of two ways to wait for libcurl (the curl wire, wire/curl.lua, picks the
--- session mode from it):
+-- and, when its wire is libcurl's (wire/curl.lua, which picks the session mode from it), one
+-- of two ways to wait for libcurl:
 --   host.wait_io(session, secs)  poll mode: wait until the session's transfers may progress,
 --                                at most secs (the blocking host: curl_multi_poll)
 --   host.io                      socket mode (event loops): the wire runs libcurl's
@@ -41,14 +41,14 @@
 -- while a transfer is idle no callback of leadpipe runs.
 -- PUC Lua 5.1 cannot yield inside a generic-for iterator, pcall or a metamethod: there,
 -- call an iterator in a while loop (`local row = it()`); LuaJIT and 5.2+ have no such limit.
--- Any table with now/sleep and wait_io or io may be passed as a custom host.
+-- Any table with now/sleep and wait_io or io (or a `wire` other than "curl") may be passed
+-- as a custom host.
 
 local core = require "leadpipe.core"
 local errors = require "leadpipe.errors"
 local args = require "leadpipe.args"
 
 local type, error, pairs = type, error, pairs
-local min = math.min
 local coroutine = coroutine
 
 --- How leadpipe waits (see the top of leadpipe/hosts.lua). A custom host needs now, sleep,
@@ -102,9 +102,9 @@ _M.blocking = {
 -- ===== openresty =====
 
 -- Bytes move over cosockets (wire/cosocket.lua): a request waits on its own socket in
--- a light thread, so nothing here polls. sleep (backoff, wait_run) is ngx.sleep, which
--- yields the request's coroutine to nginx's event loop. wait_io is never called by the
--- cosocket wire; it is here for the host table's shape.
+-- a light thread, so nothing here polls and the host needs neither wait_io nor io. sleep
+-- (backoff, wait_run) is ngx.sleep, which yields the request's coroutine to nginx's event
+-- loop.
 local function openresty()
     local ngx = ngx -- luacheck: ignore (read global only here)
     if type(ngx) ~= "table" or type(ngx.sleep) ~= "function" or type(ngx.socket) ~= "table" then
@@ -117,9 +117,6 @@ local function openresty()
         now = core.now,
         sleep = function(seconds)
             if seconds > 0 then sleep(seconds) end
-        end,
-        wait_io = function(_, seconds)
-            if seconds > 0 then sleep(min(seconds, 0.01)) end
         end,
     }
 end
@@ -444,7 +441,7 @@ function _M.resolve(host)
                     return nil, "host table with io lacks the function '" .. fn .. "'"
                 end
             end
-        elseif type(host.wait_io) ~= "function" then
+        elseif (host.wire == nil or host.wire == "curl") and type(host.wait_io) ~= "function" then
             return nil, "host table lacks the function 'wait_io' (or the table 'io')"
         end
         return host

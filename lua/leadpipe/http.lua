@@ -56,7 +56,6 @@ local function origin_of(url)
     end
     return scheme .. "://" .. hostport
 end
-_M.origin_of = origin_of
 
 -- Resolves a Location header against the URL it came from.
 local function resolve_location(base, loc)
@@ -121,7 +120,6 @@ end
 
 -- The key masked as a whole token (see leadpipe.scrub).
 local scrub = scrubber.string
-_M.scrub = scrub
 
 -- A short printable form of a value that came from the network, scrubbed.
 local function clean(v, key, limit)
