@@ -789,7 +789,7 @@ describe("leadpipe.core", function()
             assert.are.equal(401, status)
         end)
 
-        it("keeps a 2xx body in C memory for core.decode to parse in place (response(true))", function()
+        it("hands a 2xx body over in C memory for core.decode to parse in place (response(true))", function()
             local path, status, _, text = first_page(40)
             assert.are.equal(200, status, text)
             local function kept(url, headers)
@@ -799,41 +799,46 @@ describe("leadpipe.core", function()
             end
             local req, st, _, body = kept(srv.url .. path)
             assert.are.equal(200, st)
-            assert.are.equal(req, body)
+            assert.are.equal("userdata", type(body))
+            assert.truthy(tostring(body):find("^leadpipe%.body %(" .. #body .. " bytes%)"))
+            assert.is_true(#body > 1000)
+            -- the bytes moved to the body: the request can go, the body stays
+            req:close()
             local whole = assert(core.decode(text))
-            local in_place = assert(core.decode(req))
+            local in_place = assert(core.decode(body))
             assert.are.same(whole.data, in_place.data) -- meta (request id, time) is the request's own
             assert.are.equal(core.array_mt, getmetatable(in_place.data.results))
             if core.decode_page then
                 local pred = core.where{ min_score = 50 }
                 local a, rows_a, kept_a = core.decode_page(text, pred)
-                local b, rows_b, kept_b = core.decode_page(req, pred)
+                local b, rows_b, kept_b = core.decode_page(body, pred)
                 assert.are.same(a.data, b.data)
                 assert.are.equal(40, rows_b)
                 assert.are.same({ rows_a, kept_a }, { rows_b, kept_b })
-                local raw_a, raw_b = core.decode_page(text, nil, true), core.decode_page(req, nil, true)
+                local raw_a, raw_b = core.decode_page(text, nil, true), core.decode_page(body, nil, true)
                 assert.are.same(raw_a.data, raw_b.data)
             end
-            -- the body stays until the request is closed, and the fallback decoder takes it too
-            assert.are.same(in_place, assert(core.decode_cjson(req)))
-            req:close()
-            local ok, err = pcall(core.decode, req)
-            assert.is_false(ok)
-            assert.matches("decode: the request has no body to decode %(closed%)", err)
+            -- the body stays until it is closed, and the fallback decoder takes it too
+            assert.are.same(in_place, assert(core.decode_cjson(body)))
+            body:close()
+            body:close() -- idempotent
+            assert.are.equal(0, #body)
+            assert.are.equal("leadpipe.body (closed)", tostring(body))
+            for _, decode in ipairs({ core.decode, core.decode_cjson, core.decode_page }) do
+                local ok, err = pcall(decode, body)
+                assert.is_false(ok)
+                assert.matches("decode: the body is closed", err)
+            end
             -- anything but a 2xx, and an empty body, come as strings
             local bad
             bad, st, _, body = kept(srv.url .. path, { ["x-api-key"] = "sk_wrong" })
             assert.are.equal(401, st)
             assert.are.equal("string", type(body))
             bad:close()
-            -- a request still running has no body to decode
-            srv:configure{ latency_ms = 500 }
-            finally(function() srv:configure{ latency_ms = 0 } end)
-            local running = s:request{ url = srv.url .. path, headers = { ["x-api-key"] = srv.api_key } }
-            ok, err = pcall(core.decode, running)
+            -- a request is not a text: the decoders read bodies, not requests
+            local ok, err = pcall(core.decode, bad)
             assert.is_false(ok)
-            assert.matches("still running", err)
-            running:close()
+            assert.matches("string expected", err)
             assert.has_error(function() core.decode({}) end)
         end)
 

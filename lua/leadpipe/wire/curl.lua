@@ -6,8 +6,9 @@
 -- wire/cosocket.lua for the OpenResty one):
 --   wire:send{ method=, url=, headers=, body= } -> handle    on the wire when it returns
 --   wire:wait(handle, deadline, keep) -> status, headers, body (headers: lower-case names;
---                                  keep: a 2xx body is the request itself, its body left
---                                  in C memory for core.decode; close it after)
+--                                  keep: a 2xx body may stay in C memory, a
+--                                  leadpipe.body that core.decode reads in place;
+--                                  close it after)
 --                                | nil, message, kind        (kind: "resolve", "connect",
 --        "tls", "timeout", "reset", "too_large", "aborted", "network"); `deadline` (host
 --        clock, optional) cuts the wait: the request is dropped and kind is "timeout"
@@ -127,10 +128,11 @@ function drive(self, fd, events)
     wake_done(self)
 end
 
--- The outcome of a finished req; it is closed unless its body stayed in it (keep).
+-- The outcome of a finished req, which is closed (with keep, a 2xx body comes as a
+-- leadpipe.body that took the bytes over).
 local function outcome(req, keep)
     local status, headers, body = req:response(keep)
-    if body ~= req then req:close() end
+    req:close()
     return status, headers, body
 end
 
