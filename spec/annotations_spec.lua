@@ -25,12 +25,7 @@ local function lines_of(path)
     return out
 end
 
-local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+local read = require("spec.support.shell").read_file
 
 local function param_list(params)
     local list = {}

@@ -16,18 +16,8 @@ local _M = {}
 local MODULES = "/usr/lib/nginx/modules"
 local JIT_CORE = "build/jit/leadpipe/core.so"
 
-local function sh(cmd)
-    local ok = os.execute(cmd)
-    return ok == true or ok == 0
-end
-
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+local shell = require "spec.support.shell"
+local sh, read = shell.ok, shell.read_file
 
 local function write(path, text)
     local f = assert(io.open(path, "wb"))
