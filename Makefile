@@ -135,7 +135,7 @@ lint:
 		--enable=warning,portability,performance --inline-suppr --suppress=missingIncludeSystem \
 		-DLP_HAVE_SIMDJSON $(VERSION_DEF) -I csrc $(wildcard csrc/*.cpp)
 
-# One busted run over spec/; tools/summary.sh turns its output into the totals line.
+# One busted run over spec/; tools/run-specs.sh ends it with the totals line.
 spec: build
 	@$(LUA_ENV) LEADPIPE_LUA=$(LUA) LEADPIPE_BUILD=$(BUILD) sh tools/run-specs.sh $(BUSTED)
 

@@ -39,7 +39,7 @@ local client = leadpipe.new{ api_key = srv.api_key, base_url = srv.url }
 local aud = mock.AUDIENCE.large
 local run = assert(client:create_run(aud))
 assert(client:wait_run(aud, run.id))
-local status, _, body = client.transport:request{
+local status, _, body = client.requester:request{
     path = "/v1/intent/audiences/" .. aud .. "/runs/" .. run.id .. "/results",
     query = { limit = 500 }, raw = true,
 }

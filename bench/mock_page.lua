@@ -14,19 +14,11 @@ local mock = require "leadpipe.mock"
 local PAGES = tonumber(os.getenv("LEADPIPE_BENCH_PAGES") or "") or 200
 local LIMIT = 500
 
-local function sh(cmd)
-    local p = assert(io.popen(cmd))
-    local out = p:read("*a")
-    p:close()
-    return out
-end
+local shell = require "spec.support.shell"
+local sh, quote = shell.output, shell.quote
 
 local function now()
     return tonumber(sh("date +%s.%N")) or os.time()
-end
-
-local function quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
 local srv = assert(mock.start{ seed = 1, threads = 2 })

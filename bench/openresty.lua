@@ -1,4 +1,4 @@
--- bench/openresty.lua: what the "openresty" host (cosocket transport) costs in a real nginx.
+-- bench/openresty.lua: what the "openresty" host (cosocket wire) costs in a real nginx.
 --
 -- Runs Debian's nginx with one worker (spec/support/openresty.lua) against the fake API in
 -- this process and reports:
@@ -30,13 +30,7 @@ local SAMPLES = 30
 
 local function ms(s) return ("%.2f ms"):format(s * 1000) end
 
-local function read_file(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+local read_file = require("spec.support.shell").read_file
 
 local function clk_tck()
     local p = io.popen("getconf CLK_TCK")

@@ -2,14 +2,16 @@
  * leadpipe.c: entry point of the C module leadpipe.core.
  *
  * luaopen_leadpipe_core returns a fresh table (no globals) filled by each
- * concern's lp_*_open: sessions and requests (libcurl), decode (simdjson or lua-cjson,
- * with leadpipe's null and array rules), where, uuid/sleep/now. See docs/internals.md for
- * the contract. Lua wraps it in lua/leadpipe/.
+ * concern's lp_*_open: sessions and requests (libcurl), the bodies they hand to the
+ * decoders (lp_body), decode (simdjson or lua-cjson, with leadpipe's null and array
+ * rules), where, uuid/sleep/now. See docs/internals.md for the contract. Lua wraps it in
+ * lua/leadpipe/.
  *
  * Copyright (c) leadpipe authors. MIT license (see LICENSE).
  */
 #include <curl/curl.h>
 
+#include "lp_body.h"
 #include "lp_compat.h"
 #include "lp_inflate.h"
 #include "lp_json.h"
@@ -63,6 +65,7 @@ LP_API int luaopen_leadpipe_core(lua_State *L)
     lua_newtable(L);
     lp_session_open(L);
     lp_request_open(L);
+    lp_body_open(L);
     lp_json_open(L);
     lp_inflate_open(L);
     lp_where_open(L);

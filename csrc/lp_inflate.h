@@ -1,7 +1,7 @@
 /*
- * lp_inflate.h: core.inflate, gzip/zlib decompression (zlib) for transports that
+ * lp_inflate.h: core.inflate, gzip/zlib decompression (zlib) for wires that
  * receive compressed bodies and do not decode them themselves (the OpenResty
- * cosocket transport).
+ * cosocket wire).
  *
  * Copyright (c) leadpipe authors. MIT license (see LICENSE).
  */

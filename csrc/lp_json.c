@@ -28,9 +28,9 @@
  * bits); if that does not help either, the answer (the error message) is the
  * one decode_cjson gives, so both decoders fail alike.
  *
- * The text is a Lua string, or a finished request whose body was kept in C
- * memory (req:response(true)): then it is parsed in place, padded by the
- * request, with no copy into Lua and none for simdjson.
+ * The text is a Lua string, or a body kept in C memory (lp_body.h: what
+ * req:response(true) hands over): then it is parsed in place, padded through
+ * the body's view, with no copy into Lua and none for simdjson.
  *
  * Bad input never raises: it returns nil and "decode: <reason>". Only an
  * argument that is neither (or a bad predicate) raises, and memory errors.
@@ -40,9 +40,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lp_body.h"
 #include "lp_jscan.h"
 #include "lp_json.h"
-#include "lp_request.h"
 #ifdef LP_HAVE_SIMDJSON
 #include "lp_simdjson.h"
 #endif
@@ -177,12 +177,12 @@ static int fix_value(lua_State *L, int tagged)
     }
 }
 
-/* The text to decode at index 1: a string, or a request whose body it is
- * (req:response(true)), which is then put there as a string. */
+/* The text to decode at index 1: a string, or a body (lp_body.h), which is
+ * then put there as a string. */
 static void text_as_string(lua_State *L)
 {
     size_t len;
-    const char *body = lp_request_text(L, 1, 0, &len);
+    const char *body = lp_body_view(L, 1, 0, &len);
     if (body != NULL) {
         lua_pushlstring(L, body, len);
         lua_replace(L, 1);
@@ -191,8 +191,8 @@ static void text_as_string(lua_State *L)
 }
 
 /* core.decode_cjson(text) -> value | nil, "decode: <reason>". text: a string,
- * or a request whose body stayed in C memory (copied into a string here: cjson
- * takes nothing else). Raises only when text is neither. */
+ * or a body kept in C memory (copied into a string here: cjson takes nothing
+ * else). Raises only when text is neither, or a closed body. */
 static int lp_json_decode_cjson(lua_State *L)
 {
     size_t len;
@@ -323,10 +323,10 @@ static int parse_arg(lua_State *L, int pi)
 {
     lp_json_parser_t *p = (lp_json_parser_t *)lua_touserdata(L, pi);
     size_t len;
-    const char *s = lp_request_text(L, 1, lp_sj_padding(), &len);
+    const char *s = lp_body_view(L, 1, lp_sj_padding(), &len);
     int top = lua_gettop(L), tagged, ok = 0;
     if (s != NULL) {
-        /* a request's body, padded already: parsed in place */
+        /* a body, padded by its view: parsed in place */
         s = lp_jscan_skip_bom(s, &len);
         if (lp_sj_parse(p->sj, s, len) == NULL)
             return 1;
@@ -343,11 +343,11 @@ static int parse_arg(lua_State *L, int pi)
     return ok;
 }
 
-/* Raises unless the text at index 1 is a string or a request with a body. */
+/* Raises unless the text at index 1 is a string or an open body. */
 static void check_text(lua_State *L)
 {
     size_t len;
-    if (lua_type(L, 1) != LUA_TSTRING && lp_request_text(L, 1, 0, &len) == NULL)
+    if (lua_type(L, 1) != LUA_TSTRING && lp_body_view(L, 1, 0, &len) == NULL)
         luaL_checktype(L, 1, LUA_TSTRING);
 }
 
@@ -468,8 +468,8 @@ static int call_cjson(lua_State *L)
 }
 
 /* core.decode(text) -> value | nil, "decode: <reason>". text: a string, or a
- * request whose body stayed in C memory (req:response(true)), parsed in place.
- * Raises only when text is neither. */
+ * body kept in C memory (lp_body.h), parsed in place. Raises only when text is
+ * neither, or a closed body. */
 static int lp_json_decode(lua_State *L)
 {
     check_text(L);
@@ -488,7 +488,8 @@ static int lp_json_decode(lua_State *L)
 
 /* core.decode_page(text, pred, raw) -> value, nrows, nkept | nil, "decode: <reason>".
  * pred: a core.where() predicate or nil (keep every row); raw: kept rows as
- * JSON text. Raises when text is not a string or pred not a predicate. */
+ * JSON text. Raises when text is not a string or an open body, or pred not a
+ * predicate. */
 static int lp_json_decode_page(lua_State *L)
 {
     int n;

@@ -8,6 +8,9 @@
  *                               (simdjson builds only; see lp_simdjson.h and docs/internals.md)
  *   core.array_mt            -> the metatable of every decoded array
  *
+ * text is a Lua string, or a body kept in C memory (a leadpipe.body, lp_body.h), which
+ * the simdjson path parses in place.
+ *
  * Both decoders give equal values (deep-equal, number subtypes included) and
  * fail on the same texts with the same message. The rules:
  *

@@ -8,8 +8,8 @@
  *                      the transfer pauses while a piece waits;
  *                      status is the response code once the headers are in, else 0)
  *   req:response(keep) -> status, headers, body | nil, message, kind
- *                      (keep: a non-empty 2xx body stays in C memory and body is req
- *                      itself, for core.decode(req) to parse in place; close it after)
+ *                      (keep: a non-empty 2xx body stays in C memory: body is a
+ *                      leadpipe.body (lp_body.h) that core.decode parses in place)
  *   req:close()     idempotent; also __gc and __close
  *
  * Copyright (c) leadpipe authors. MIT license (see LICENSE).
@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lp_body.h"
 #include "lp_request.h"
 #include "lp_util.h"
 
@@ -580,8 +581,10 @@ static int lp_request_done(lua_State *L)
 }
 
 /* req:response(keep) -> status, headers, body | nil, message, kind. With keep,
- * a non-empty 2xx body (not a stream) is not copied: body is req itself. Raises
- * while the transfer still runs, and "out of memory" if a buffer could not grow. */
+ * a non-empty 2xx body (not a stream) is not copied into a string: body is a
+ * leadpipe.body that takes the bytes over (lp_body.h; the request keeps none).
+ * Raises while the transfer still runs, and "out of memory" if a buffer could
+ * not grow. */
 static int lp_request_response(lua_State *L)
 {
     lp_request_t *r = check_request(L, 1);
@@ -595,34 +598,10 @@ static int lp_request_response(lua_State *L)
     lua_pushinteger(L, (lua_Integer)r->status);
     push_headers(L, r);
     if (keep && r->status >= 200 && r->status < 300 && r->body.len > 0 && !r->stream)
-        lua_pushvalue(L, 1); /* the body stays here, for core.decode(req) */
+        lp_body_push(L, &r->body); /* for core.decode(body), in place */
     else
         lua_pushlstring(L, r->body.data != NULL ? r->body.data : "", r->body.len);
     return 3;
-}
-
-const char *lp_request_text(lua_State *L, int idx, size_t pad, size_t *len)
-{
-    lp_request_t *r = (lp_request_t *)lua_touserdata(L, idx);
-    if (r == NULL || !lua_getmetatable(L, idx))
-        return NULL;
-    luaL_getmetatable(L, LP_REQUEST_MT);
-    if (!lua_rawequal(L, -1, -2)) {
-        lua_pop(L, 2);
-        return NULL;
-    }
-    lua_pop(L, 2);
-    if (r->state != LP_REQ_DONE || r->out_of_memory || r->aborted || r->too_large ||
-        r->result != CURLE_OK || r->stream)
-        luaL_error(L, "decode: the request has no body to decode (%s)",
-                   r->state == LP_REQ_CLOSED    ? "closed"
-                   : r->state == LP_REQ_RUNNING ? "still running"
-                                                : "it failed");
-    if (pad > (size_t)-1 - r->body.len || lp_buffer_reserve(&r->body, r->body.len + pad) != 0)
-        luaL_error(L, "decode: out of memory");
-    memset(r->body.data + r->body.len, 0, pad);
-    *len = r->body.len;
-    return r->body.data;
 }
 
 /* req:read() -> chunk, status: hands out the body received so far and forgets it

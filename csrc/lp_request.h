@@ -46,15 +46,6 @@ typedef struct lp_request_t {
     char errbuf[CURL_ERROR_SIZE];
 } lp_request_t;
 
-/* Room kept after a body for the decoder's padding (simdjson's is 64). */
-#define LP_BODY_PAD 64
-
-/* When the value at idx is a request: its body, done and complete, with pad
- * zero bytes after its *len bytes (so a decoder may parse it in place).
- * NULL when the value is something else; raises when the request has no body
- * (closed, running, failed, a stream) or when out of memory. */
-LP_PRIVATE const char *lp_request_text(lua_State *L, int idx, size_t pad, size_t *len);
-
 /* Registers the request metatable. Stack: unchanged. */
 LP_PRIVATE void lp_request_open(lua_State *L);
 

@@ -9,6 +9,8 @@
 -- manager or above, prints how many there are by country and the 5 best as a table.
 
 local filter = require "leadpipe.filter"
+local iter = require "leadpipe.iter"
+local leadpipe_path = require "leadpipe.path"
 local json = require "leadpipe.json"
 local format = require "leadpipe.format"
 
@@ -50,13 +52,13 @@ local wanted = filter.all(
 -- Count by country while the rows stream past, then keep the best 5.
 local by_country = {}
 local kept = 0
-local counted = filter.map(filter.filter(rows, wanted), function(row)
+local counted = iter.map(iter.filter(rows, wanted), function(row)
     kept = kept + 1
-    local c = filter.get(row, "geo.countryCode") or "(none)"
+    local c = leadpipe_path.get(row, "geo.countryCode") or "(none)"
     by_country[c] = (by_country[c] or 0) + 1
     return row
 end)
-local ok, best = pcall(filter.top, counted, 5)
+local ok, best = pcall(iter.top, counted, 5)
 file:close()
 if not ok then
     io.stderr:write("filter_jsonl: ", tostring(best), "\n")

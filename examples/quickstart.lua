@@ -12,7 +12,7 @@ local leadpipe = require "leadpipe"
 local format = require "leadpipe.format"
 local now = require("leadpipe.core").now
 
-local f = leadpipe.filter
+local it = leadpipe.iter
 
 local function say(...)
     io.stderr:write("quickstart: ", ...)
@@ -78,11 +78,11 @@ local people = client:people(audience, run.id, {
 
 -- count what passes the filter on the way to top(), which keeps only the best 10
 local kept = 0
-local counted = f.map(people, function(row)
+local counted = it.map(people, function(row)
     kept = kept + 1
     return row
 end)
-local ok, best = pcall(f.top, counted, 10) -- iterators raise errors: a loop never stops silently
+local ok, best = pcall(it.top, counted, 10) -- iterators raise errors: a loop never stops silently
 if not ok then fail(best) end
 
 -- ----- show them ----------------------------------------------------------------------------

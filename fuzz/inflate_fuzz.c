@@ -1,6 +1,6 @@
 /*
  * inflate_fuzz.c: libFuzzer harness for core.inflate (gzip/deflate bodies from the
- * network, for the cosocket transport). fuzz/run.sh builds it only when
+ * network, for the cosocket wire). fuzz/run.sh builds it only when
  * csrc/lp_inflate.c is on the branch.
  *
  * Copyright (c) leadpipe authors. MIT license (see LICENSE).

@@ -39,10 +39,6 @@ status=0
 summary=""
 for harness in fuzz/*_fuzz.c; do
     name=$(basename "$harness" _fuzz.c)
-    case $name in
-    inflate) [ -f csrc/lp_inflate.c ] || { summary="$summary
-$name: SKIP (no csrc/lp_inflate.c on this branch)"; continue; } ;;
-    esac
     bin="$build/${name}_fuzz"
     # shellcheck disable=SC2086
     if ! "$cc" $FUZZ_FLAGS $cxx_defs -Ifuzz "$harness" csrc/*.c $cxx_objs $FUZZ_LIBS $cxx_libs -o "$bin"; then

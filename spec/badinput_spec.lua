@@ -91,9 +91,9 @@ describe("bad inputs", function()
     end
     for _, v in ipairs{ "nope", 5, { now = 1 }, {} } do new_case("host", v) end
     for _, wire in ipairs{ "nope", "../x", 5 } do
-        local h = { transport = wire }
+        local h = { wire = wire }
         h.now, h.sleep, h.wait_io = hosts.blocking.now, hosts.blocking.sleep, hosts.blocking.wait_io
-        new_case("host", h, "host with transport " .. tostring(wire))
+        new_case("host", h, "host with wire " .. tostring(wire))
     end
     for _, v in ipairs{ "yes", 0 } do new_case("verify", v) end
     for _, v in ipairs{ "log", 5, {} } do new_case("logger", v) end
@@ -250,13 +250,13 @@ describe("bad inputs", function()
             end)
         end
 
-        it("a closed transport turns a call in progress into kind closed", function()
+        it("a closed requester turns a call in progress into kind closed", function()
             local events = {}
             local c = leadpipe.new{ api_key = srv.api_key, base_url = srv.url,
                                     logger = function(e) events[#events + 1] = e end }
-            local call = c.transport:start{ path = "/v1/intent/audiences/" .. srv.audience .. "/runs" }
+            local call = c.requester:start{ path = "/v1/intent/audiences/" .. srv.audience .. "/runs" }
             c:close()
-            local status, err = c.transport:finish(call)
+            local status, err = c.requester:finish(call)
             assert.is_nil(status)
             assert.are.equal("closed", err.kind)
         end)

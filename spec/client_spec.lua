@@ -507,7 +507,7 @@ describe("leadpipe client", function()
 
         it("negotiate gzip", function()
             local run = completed_run(AUD1K)
-            local status, headers = client.transport:request{
+            local status, headers = client.requester:request{
                 path = "/v1/intent/audiences/" .. AUD1K .. "/runs/" .. run.id .. "/results",
                 query = { limit = 500 },
             }

@@ -83,9 +83,7 @@ local function both(text)
     return a
 end
 
-local function quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local quote = require("spec.support.shell").quote
 
 -- GETs url with curl; returns status, body.
 local function get(url, key, extra)

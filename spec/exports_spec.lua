@@ -22,12 +22,7 @@ local function listing(dir)
     return out
 end
 
-local function read_file(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+local read_file = require("spec.support.shell").read_file
 
 describe("audiences and exports", function()
     local srv, client, A = nil, nil, mock.AUDIENCE

@@ -1,7 +1,10 @@
--- Specs for leadpipe.filter: predicates, where{}, combinators and iterator helpers.
+-- Specs for leadpipe.filter (predicates, where{}, combinators), with the iterator helpers
+-- (leadpipe.iter) and dotted paths (leadpipe.path) they are used with.
 -- Pure Lua: needs neither the C core nor the fake API.
 
 local filter = require "leadpipe.filter"
+local iter = require "leadpipe.iter"
+local path = require "leadpipe.path"
 local errors = require "leadpipe.errors"
 
 -- Asserts that fn raises an error object of kind invalid_argument (with this message).
@@ -89,35 +92,35 @@ describe("leadpipe.filter", function()
     describe("get()", function()
         it("reads top-level and nested dotted paths", function()
             local r = rows()[1]
-            assert.are.equal("Ann Lee", filter.get(r, "fullName"))
-            assert.are.equal("Acme", filter.get(r, "company.name"))
-            assert.are.equal(84, filter.get(r, "intent.score"))
+            assert.are.equal("Ann Lee", path.get(r, "fullName"))
+            assert.are.equal("Acme", path.get(r, "company.name"))
+            assert.are.equal(84, path.get(r, "intent.score"))
         end)
 
         it("returns nil for a missing field, a missing object and a nil row", function()
-            assert.is_nil(filter.get(rows()[4], "company.name"))
-            assert.is_nil(filter.get(rows()[4], "geo.country"))
-            assert.is_nil(filter.get(rows()[3], "company.name"))
-            assert.is_nil(filter.get(nil, "company.name"))
+            assert.is_nil(path.get(rows()[4], "company.name"))
+            assert.is_nil(path.get(rows()[4], "geo.country"))
+            assert.is_nil(path.get(rows()[3], "company.name"))
+            assert.is_nil(path.get(nil, "company.name"))
         end)
 
         it("returns nil when a step is not a table", function()
-            assert.is_nil(filter.get(rows()[1], "fullName.first"))
-            assert.is_nil(filter.get(rows()[1], "intent.score.value"))
+            assert.is_nil(path.get(rows()[1], "fullName.first"))
+            assert.is_nil(path.get(rows()[1], "intent.score.value"))
         end)
 
         it("indexes arrays with numeric segments", function()
             local r = rows()[1]
-            assert.are.equal("CRM", filter.get(r, "intent.matchedTopics.2.topicName"))
-            assert.is_nil(filter.get(r, "intent.matchedTopics.3.topicName"))
+            assert.are.equal("CRM", path.get(r, "intent.matchedTopics.2.topicName"))
+            assert.is_nil(path.get(r, "intent.matchedTopics.3.topicName"))
         end)
 
         it("raises on a path that is not a dotted path string", function()
-            assert_invalid(function() filter.get({}, 5) end,
+            assert_invalid(function() path.get({}, 5) end,
                 'get: path must be a dotted path string like "company.name", got number')
-            assert_invalid(function() filter.get({}, "") end)
-            assert_invalid(function() filter.get({}, "a..b") end)
-            assert_invalid(function() filter.get({}, ".a") end)
+            assert_invalid(function() path.get({}, "") end)
+            assert_invalid(function() path.get({}, "a..b") end)
+            assert_invalid(function() path.get({}, ".a") end)
         end)
     end)
 
@@ -154,7 +157,8 @@ describe("leadpipe.filter", function()
         end)
 
         it("raises without values or with a non-string value", function()
-            assert_invalid(function() filter.seniority() end, "seniority: needs at least one value")
+            assert_invalid(function() filter.seniority() end,
+                "seniority: values must not be empty (give at least one)")
             assert_invalid(function() filter.seniority("vp", 3) end,
                 "seniority: value #2 must be a non-empty string, got number")
             assert_invalid(function() filter.seniority("") end,
@@ -186,8 +190,8 @@ describe("leadpipe.filter", function()
 
         it("raises on an unknown level, listing the known ones", function()
             assert_invalid(function() filter.seniority_at_least("boss") end,
-                'seniority_at_least: unknown level "boss" (known: c_suite, cxo, director, entry, '
-                .. 'manager, owner, partner, senior, vp)')
+                'seniority_at_least: level must be a known seniority (c_suite, cxo, director, entry, '
+                .. 'manager, owner, partner, senior, vp), got "boss"')
             assert_invalid(function() filter.seniority_at_least(nil) end,
                 "seniority_at_least: level must be a seniority name (string), got nil")
         end)
@@ -204,7 +208,7 @@ describe("leadpipe.filter", function()
             assert_invalid(function() filter.set_ranks("x") end,
                 "set_ranks: ranks must be a table of name = number, got string")
             assert_invalid(function() filter.set_ranks{ vp = "high" } end,
-                "set_ranks: rank of 'vp' must be a number, got string")
+                "set_ranks: ranks must map 'vp' to a number, got string")
             assert_invalid(function() filter.set_ranks{} end, "set_ranks: ranks must not be empty")
             assert_invalid(function() filter.set_ranks{ 1 } end)
         end)
@@ -252,7 +256,8 @@ describe("leadpipe.filter", function()
         it("raises on a value that is neither id nor name", function()
             assert_invalid(function() filter.topic(true) end,
                 "topic: value #1 must be a topic id (number) or name (non-empty string), got boolean")
-            assert_invalid(function() filter.topic() end, "topic: needs at least one topic id or name")
+            assert_invalid(function() filter.topic() end,
+                "topic: values must not be empty (give at least one topic id or name)")
         end)
     end)
 
@@ -283,7 +288,8 @@ describe("leadpipe.filter", function()
         it("raises on a bad path", function()
             assert_invalid(function() filter.has("a..b") end,
                 'has: field #1 must be a dotted path string like "company.domain", got "a..b"')
-            assert_invalid(function() filter.has() end, "has: needs at least one field path")
+            assert_invalid(function() filter.has() end,
+                "has: fields must not be empty (give at least one field path)")
         end)
     end)
 
@@ -339,7 +345,7 @@ describe("leadpipe.filter", function()
 
         it("names the valid keys on an unknown key", function()
             assert_invalid(function() filter.where{ min_scor = 80 } end,
-                'where: unknown key "min_scor" (valid keys: country, department, has, max_score, '
+                'where: "min_scor" is not a where key (valid keys: country, department, has, max_score, '
                 .. 'min_score, seniority, seniority_at_least, topic)')
             assert_invalid(function() filter.where{ 80 } end)
         end)
@@ -513,20 +519,20 @@ describe("leadpipe.filter", function()
     describe("filter()", function()
         it("keeps matching rows from an iterator function", function()
             local src = counting_iter(rows())
-            local out = filter.collect(filter.filter(src.iter, filter.min_score(80)))
+            local out = iter.collect(iter.filter(src.iter, filter.min_score(80)))
             assert.are.equal("a1,b2,e5,f6", ids(out))
         end)
 
         it("takes an array of rows and a where table", function()
-            assert.are.equal("a1,b2", ids(filter.collect(filter.filter(rows(), { min_score = 80,
+            assert.are.equal("a1,b2", ids(iter.collect(iter.filter(rows(), { min_score = 80,
                 seniority = { "director", "vp" } }))))
         end)
 
         it("ends cleanly on an empty iterator", function()
-            local it = filter.filter(function() return nil end, filter.min_score(1))
+            local it = iter.filter(function() return nil end, filter.min_score(1))
             assert.is_nil(it())
             assert.is_nil(it())
-            assert.are.same({}, filter.collect(filter.filter({}, filter.all())))
+            assert.are.same({}, iter.collect(iter.filter({}, filter.all())))
         end)
 
         it("works on rows decoded from lines, as from a JSONL file", function()
@@ -539,85 +545,85 @@ describe("leadpipe.filter", function()
                 local id, score = l:match("^(%w+),(%d*)$")
                 return { hashedEmail = id, intent = score ~= "" and { score = tonumber(score) } or nil }
             end
-            assert.are.equal("a", ids(filter.collect(filter.filter(line_rows, filter.min_score(50)))))
+            assert.are.equal("a", ids(iter.collect(iter.filter(line_rows, filter.min_score(50)))))
         end)
 
         it("raises on misuse", function()
-            assert_invalid(function() filter.filter(42, filter.all()) end,
+            assert_invalid(function() iter.filter(42, filter.all()) end,
                 "filter: iter must be an iterator function or an array of rows, got number")
-            assert_invalid(function() filter.filter({}, 1) end, "filter: p must be a function, got number")
+            assert_invalid(function() iter.filter({}, 1) end, "filter: p must be a function, got number")
         end)
     end)
 
     describe("map()", function()
         it("transforms rows and skips nil results", function()
-            local names = filter.collect(filter.map(rows(), function(r)
-                return filter.get(r, "company.name")
+            local names = iter.collect(iter.map(rows(), function(r)
+                return path.get(r, "company.name")
             end))
             assert.are.same({ "Acme", "Beta" }, names)
         end)
 
         it("raises without a function", function()
-            assert_invalid(function() filter.map({}, "x") end, "map: fn must be a function, got string")
+            assert_invalid(function() iter.map({}, "x") end, "map: fn must be a function, got string")
         end)
     end)
 
     describe("take()", function()
         it("yields at most n rows and never pulls one more", function()
             local src = counting_iter(rows())
-            assert.are.equal("a1,b2", ids(filter.collect(filter.take(src.iter, 2))))
+            assert.are.equal("a1,b2", ids(iter.collect(iter.take(src.iter, 2))))
             assert.are.equal(2, src.calls)
         end)
 
         it("stops at the end of a short iterator and for n = 0", function()
-            assert.are.equal(6, #filter.collect(filter.take(rows(), 100)))
+            assert.are.equal(6, #iter.collect(iter.take(rows(), 100)))
             local src = counting_iter(rows())
-            assert.are.same({}, filter.collect(filter.take(src.iter, 0)))
+            assert.are.same({}, iter.collect(iter.take(src.iter, 0)))
             assert.are.equal(0, src.calls)
         end)
 
         it("raises on a bad n", function()
-            assert_invalid(function() filter.take({}, -1) end,
+            assert_invalid(function() iter.take({}, -1) end,
                 "take: n must be a non-negative integer, got -1")
-            assert_invalid(function() filter.take({}, 1.5) end)
-            assert_invalid(function() filter.take({}, "3") end,
+            assert_invalid(function() iter.take({}, 1.5) end)
+            assert_invalid(function() iter.take({}, "3") end,
                 "take: n must be a non-negative integer, got string")
         end)
     end)
 
     describe("collect() and count()", function()
         it("gather and count every row", function()
-            assert.are.equal(6, #filter.collect(rows()))
-            assert.are.equal(6, filter.count(rows()))
-            assert.are.equal(4, filter.count(filter.filter(rows(), filter.min_score(80))))
+            assert.are.equal(6, #iter.collect(rows()))
+            assert.are.equal(6, iter.count(rows()))
+            assert.are.equal(4, iter.count(iter.filter(rows(), filter.min_score(80))))
         end)
 
         it("handle an empty iterator", function()
-            assert.are.same({}, filter.collect(function() end))
-            assert.are.equal(0, filter.count(function() end))
+            assert.are.same({}, iter.collect(function() end))
+            assert.are.equal(0, iter.count(function() end))
         end)
 
         it("raise on something that is not an iterator", function()
-            assert_invalid(function() filter.count("rows") end,
+            assert_invalid(function() iter.count("rows") end,
                 "count: iter must be an iterator function or an array of rows, got string")
-            assert_invalid(function() filter.collect(nil) end)
+            assert_invalid(function() iter.collect(nil) end)
         end)
     end)
 
     describe("top()", function()
         it("returns the best n by intent score, best first", function()
-            assert.are.equal("f6,b2,a1", ids(filter.top(rows(), 3)))
+            assert.are.equal("f6,b2,a1", ids(iter.top(rows(), 3)))
         end)
 
         it("ranks rows without a score lowest", function()
-            assert.are.equal("f6,b2,a1,e5,c3,d4", ids(filter.top(rows(), 10)))
+            assert.are.equal("f6,b2,a1,e5,c3,d4", ids(iter.top(rows(), 10)))
         end)
 
         it("keeps input order between equal keys", function()
             local list = {}
             for i = 1, 20 do list[i] = { hashedEmail = "r" .. i, intent = { score = i % 3 } } end
-            assert.are.equal("r2,r5,r8,r11,r14", ids(filter.top(list, 5)))
-            assert.are.equal("r3,r6,r9", ids(filter.top(list, 3, function(r) return -r.intent.score end)))
+            assert.are.equal("r2,r5,r8,r11,r14", ids(iter.top(list, 5)))
+            assert.are.equal("r3,r6,r9", ids(iter.top(list, 3, function(r) return -r.intent.score end)))
         end)
 
         it("agrees with a full stable sort on many rows", function()
@@ -637,29 +643,29 @@ describe("leadpipe.filter", function()
             end)
             local expect = {}
             for i = 1, 25 do expect[i] = sorted[i].r end
-            assert.are.equal(ids(expect), ids(filter.top(list, 25)))
+            assert.are.equal(ids(expect), ids(iter.top(list, 25)))
         end)
 
         it("takes a dotted path or a function as the key", function()
-            assert.are.equal("b2,a1", ids(filter.top(rows(), 2, "company.name")))
+            assert.are.equal("b2,a1", ids(iter.top(rows(), 2, "company.name")))
             local overlap = function(r) return r.intent and r.intent.topicOverlap end
-            assert.are.equal("a1", ids(filter.top(rows(), 1, overlap)))
+            assert.are.equal("a1", ids(iter.top(rows(), 1, overlap)))
         end)
 
         it("returns an empty list for an empty iterator and for n = 0", function()
-            assert.are.same({}, filter.top(function() end, 5))
-            assert.are.same({}, filter.top(rows(), 0))
+            assert.are.same({}, iter.top(function() end, 5))
+            assert.are.same({}, iter.top(rows(), 0))
         end)
 
         it("raises on mixed key types and on misuse", function()
             assert_invalid(function()
-                filter.top({ { k = 1 }, { k = "a" } }, 2, "k")
+                iter.top({ { k = 1 }, { k = "a" } }, 2, "k")
             end, "top: key values must all be numbers or all strings, got both")
-            assert_invalid(function() filter.top({ { k = {} } }, 2, "k") end,
+            assert_invalid(function() iter.top({ { k = {} } }, 2, "k") end,
                 "top: key values must be numbers or strings, got table")
-            assert_invalid(function() filter.top({}, 2, 3) end,
+            assert_invalid(function() iter.top({}, 2, 3) end,
                 "top: key must be a function or a dotted path string, got number")
-            assert_invalid(function() filter.top({}, -2) end)
+            assert_invalid(function() iter.top({}, -2) end)
         end)
     end)
 end)

@@ -3,12 +3,7 @@
 -- libFuzzer is missing, and skipped inside `make asan` and `make valgrind`, whose subject
 -- is the library itself (the harnesses are built with ASan+UBSan anyway).
 
-local function sh(cmd)
-    local p = assert(io.popen(cmd .. " 2>&1"))
-    local out = p:read("*a")
-    p:close()
-    return out
-end
+local shell = require "spec.support.shell"
 
 describe("fuzz harnesses", function()
     it("run 20,000 times each without a crash or a sanitizer report", function()
@@ -25,7 +20,8 @@ describe("fuzz harnesses", function()
             pending("clang is not installed")
             return
         end
-        local out = sh("env -u LD_PRELOAD make --no-print-directory fuzz-smoke; echo \"exit $?\"")
+        local out = shell.output("env -u LD_PRELOAD make --no-print-directory fuzz-smoke; "
+            .. "echo \"exit $?\" 2>&1")
         if out:find("fuzz: SKIP", 1, true) then
             pending("clang cannot build fuzzers here")
             return

@@ -4,7 +4,6 @@
 
 local leadpipe = require "leadpipe"
 local core = require "leadpipe.core"
-local hosts = require "leadpipe.hosts"
 
 local BASE = "https://api.example.test"
 
@@ -32,13 +31,12 @@ describe("the rate gate", function()
     before_each(function()
         local skew = 0
         host = {
-            name = "virtual", transport = "scripted",
+            name = "virtual", wire = "scripted",
             now = function() return core.now() + skew end,
             sleep = function(s) if s > 0 then skew = skew + s end end,
-            wait_io = hosts.blocking.wait_io,
         }
         responses, sends = {}, {}
-        package.loaded["leadpipe.transport.scripted"] = {
+        package.loaded["leadpipe.wire.scripted"] = {
             new = function(_, h) return scripted(h, responses, sends) end,
         }
         client = leadpipe.new{ api_key = "sk_gate_test_key", base_url = BASE, host = host,
@@ -47,7 +45,7 @@ describe("the rate gate", function()
 
     after_each(function()
         client:close()
-        package.loaded["leadpipe.transport.scripted"] = nil
+        package.loaded["leadpipe.wire.scripted"] = nil
     end)
 
     local function sends_of(path)
@@ -59,7 +57,7 @@ describe("the rate gate", function()
     it("holds the retry of a request that was in flight when another got a 429", function()
         responses["/a"] = { { 500 }, { 429, { ["retry-after"] = "2" } } }
         responses["/b"] = { { 500 }, { 200 } }
-        local t = client.transport
+        local t = client.requester
         local a, b = t:start{ path = "/a" }, t:start{ path = "/b" }
         local _, err = t:finish(a)
         assert.are.equal("rate_limited", err.kind)
@@ -74,7 +72,7 @@ describe("the rate gate", function()
     it("holds a request started while the gate is shut until it opens", function()
         responses["/a"] = { { 503, { ["retry-after"] = "3" } }, { 503, { ["retry-after"] = "3" } } }
         responses["/c"] = { { 200 } }
-        local t = client.transport
+        local t = client.requester
         local _, err = t:finish(t:start{ path = "/a" })
         assert.are.equal(503, err.status)
         local opens = t.gate_until
@@ -86,7 +84,7 @@ describe("the rate gate", function()
 
     it("ends a held request at its deadline instead of waiting for the gate", function()
         responses["/a"] = { { 429, { ["retry-after"] = "30" } }, { 429, { ["retry-after"] = "30" } } }
-        local t = client.transport
+        local t = client.requester
         t:finish(t:start{ path = "/a" })
         local c = t:start{ path = "/c", deadline = host.now() + 1 }
         local _, err = t:finish(c)
@@ -97,7 +95,7 @@ describe("the rate gate", function()
     it("ignores a Retry-After beyond max_retry_after for the gate", function()
         responses["/a"] = { { 429, { ["retry-after"] = "100000" } } }
         responses["/c"] = { { 200 } }
-        local t = client.transport
+        local t = client.requester
         t:finish(t:start{ path = "/a" })
         local before = host.now()
         assert(t:finish(t:start{ path = "/c" }))

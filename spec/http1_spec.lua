@@ -1,7 +1,7 @@
--- spec/http1_spec.lua: leadpipe.transport.http1, the HTTP/1.1 of the cosocket transport:
+-- spec/http1_spec.lua: leadpipe.wire.http1_parser, the HTTP/1.1 of the cosocket wire:
 -- URL splitting, the request head, and the response parser driven by a fake socket
--- (spec/support/fake_socket.lua). The transport in a real nginx: spec/openresty_spec.lua.
-local http1 = require "leadpipe.transport.http1"
+-- (spec/support/fake_socket.lua). The wire in a real nginx: spec/openresty_spec.lua.
+local http1 = require "leadpipe.wire.http1_parser"
 local fake_socket = require "spec.support.fake_socket"
 
 local function unhex(s)

@@ -1,4 +1,4 @@
--- spec/inflate_spec.lua: core.inflate, the zlib decompression the cosocket transport uses
+-- spec/inflate_spec.lua: core.inflate, the zlib decompression the cosocket wire uses
 -- for gzip bodies: both formats, several members, the size cap, and every kind of bad data.
 local core = require "leadpipe.core"
 

@@ -33,7 +33,7 @@ describe("make install", function()
     it("puts the modules in the directories this Lua searches", function()
         assert.is_truthy(io.open(prefix .. "/lib/lua/" .. ABI .. "/leadpipe/core.so"))
         assert.is_truthy(io.open(prefix .. "/share/lua/" .. ABI .. "/leadpipe/init.lua"))
-        assert.is_truthy(io.open(prefix .. "/share/lua/" .. ABI .. "/leadpipe/transport/curl.lua"))
+        assert.is_truthy(io.open(prefix .. "/share/lua/" .. ABI .. "/leadpipe/wire/curl.lua"))
     end)
 
     it("installs a command whose shebang names the Lua it was built for", function()

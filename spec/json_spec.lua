@@ -68,15 +68,25 @@ describe("leadpipe.json", function()
             assert.are.equal('{"1":"a","k":"v"}', json.encode({ "a", k = "v" }))
         end)
 
-        it("raises on values JSON cannot hold", function()
-            assert.has_error(function() json.encode(print) end, "json.encode: cannot encode a function")
-            assert.has_error(function() json.encode({ 0 / 0 }) end)
-            assert.has_error(function() json.encode({ x = math.huge }) end, "json.encode: cannot encode inf")
-            assert.has_error(function() json.encode({ [true] = 1 }) end,
-                "json.encode: object keys must be strings or numbers, got boolean")
+        it("raises an invalid_argument error object on values JSON cannot hold", function()
+            local function raised(v)
+                local ok, err = pcall(json.encode, v)
+                assert.is_false(ok)
+                assert.is_true(require("leadpipe.errors").is_error(err), tostring(err))
+                assert.are.equal("invalid_argument", err.kind)
+                assert.are.equal("value", err.argument)
+                return err.message
+            end
+            assert.are.equal("json.encode: value holds a function, which JSON cannot encode",
+                raised(print))
+            assert.truthy(raised({ 0 / 0 }):find("which JSON cannot encode", 1, true))
+            assert.are.equal("json.encode: value holds inf, which JSON cannot encode",
+                raised({ x = math.huge }))
+            assert.are.equal("json.encode: value has an object key that is not a string or number "
+                .. "(a boolean)", raised({ [true] = 1 }))
             local t = {}
             t.self = t
-            assert.has_error(function() json.encode(t) end, "json.encode: cycle in the value")
+            assert.are.equal("json.encode: value holds a cycle", raised(t))
         end)
 
         it("allows the same table twice when it is not a cycle", function()

@@ -306,7 +306,7 @@ describe("the luv host", function()
     it("cuts a wait at its deadline and wakes a waiter when the client is closed", function()
         srv:configure{ latency_ms = 400 }
         local client = new_client()
-        local wire = client.transport.wire
+        local wire = client.requester.wire
         local r1, r2
         hosts.run(function()
             local req = wire:send{ method = "GET", url = srv.url .. "/v1/intent/audiences/" .. aud

@@ -5,11 +5,7 @@
 
 local BUILD = os.getenv("LEADPIPE_JIT_BUILD") or "build/jit"
 
-local function sh(cmd)
-    local ok, how, code = os.execute(cmd)
-    if type(ok) == "number" then return ok == 0 end -- Lua 5.1
-    return ok == true and how == "exit" and code == 0
-end
+local sh = require("spec.support.shell").ok
 
 local function have_nvim()
     return sh("command -v nvim >/dev/null 2>&1")

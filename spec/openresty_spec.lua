@@ -1,7 +1,7 @@
--- spec/openresty_spec.lua: the "openresty" host and its cosocket transport in a real nginx
+-- spec/openresty_spec.lua: the "openresty" host and its cosocket wire in a real nginx
 -- (Debian's nginx + libnginx-mod-http-lua, one worker, loopback only) against the fake API:
 -- concurrent filtered reads, the nginx phases that may and may not send, TLS through
--- lua_ssl_trusted_certificate, deadlines, cancels, keep-alive and transport errors.
+-- lua_ssl_trusted_certificate, deadlines, cancels, keep-alive and wire errors.
 -- Correctness only; the figures (ping latency, worker CPU, added latency) are in
 -- bench/openresty.lua. The handlers: spec/support/openresty_app.lua; nginx.conf:
 -- spec/support/openresty.lua. Needs the core built for LuaJIT (make build LUA_VERSION=jit).

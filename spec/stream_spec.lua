@@ -79,7 +79,7 @@ describe("streamed requests", function()
     end)
 
     it("wire:stream sends a 200 body to the sink and keeps another status's body", function()
-        local wire = require("leadpipe.transport.curl").new({ max_response = 4096 }, hosts.blocking)
+        local wire = require("leadpipe.wire.curl").new({ max_response = 4096 }, hosts.blocking)
         local n = 0
         local status, headers, body = wire:stream(wire:send{ url = url, stream = true },
             function(chunk) n = n + #chunk return true end)

@@ -1,26 +1,17 @@
--- bench/lib/shell.lua: processes and files for bench/harness.lua. Portable to Lua 5.1
--- (exit statuses come from the shell, not from popen's close).
+-- bench/lib/shell.lua: processes and files for bench/harness.lua: the helpers of
+-- spec/support/shell.lua, plus timed runs with a timeout. Portable to Lua 5.1 (exit
+-- statuses come from the shell, not from popen's close).
 local core = require "leadpipe.core"
+local shell = require "spec.support.shell"
 
 local format = string.format
 
 local _M = {}
 
---- quote(s) -> s as one single-quoted shell word
-function _M.quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-local quote = _M.quote
-
---- read_file(path) -> its contents, or "" when it cannot be read
-function _M.read_file(path)
-    local f = io.open(path, "rb")
-    if not f then return "" end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
-local read_file = _M.read_file
+--- quote(s) -> s as one single-quoted shell word; read_file(path) -> its contents, or ""
+--- when it cannot be read; have(cmd) -> whether the command is on PATH (spec/support/shell.lua)
+_M.quote, _M.read_file, _M.have = shell.quote, shell.read_file, shell.have
+local quote, read_file = _M.quote, _M.read_file
 
 --- file_exists(path) -> boolean
 function _M.file_exists(path)
@@ -48,17 +39,9 @@ end
 
 --- sh(cmd) -> its stdout, trailing space removed (quick probes: no timeout, no timing)
 function _M.sh(cmd)
-    local p = assert(io.popen(cmd))
-    local out = p:read("*a")
-    p:close()
-    return (out:gsub("%s+$", ""))
+    return (shell.output(cmd):gsub("%s+$", ""))
 end
 local sh = _M.sh
-
---- have(cmd) -> whether the command is on PATH
-function _M.have(cmd)
-    return sh("command -v " .. quote(cmd) .. " >/dev/null 2>&1 && echo yes") == "yes"
-end
 
 --- version(cmd) -> the first two words of its first line ("Lua 5.4.4", "curl 7.88.1")
 function _M.version(cmd)

@@ -212,7 +212,7 @@ typedef struct {
     int header_done;
 } lpm_csv_t;
 
-ssize_t lpm_csv_read(void *cls, uint64_t pos, char *out, size_t max)
+static ssize_t csv_read(void *cls, uint64_t pos, char *out, size_t max)
 {
     lpm_csv_t *x = cls;
     size_t n;
@@ -244,7 +244,7 @@ ssize_t lpm_csv_read(void *cls, uint64_t pos, char *out, size_t max)
     return (ssize_t)n;
 }
 
-void lpm_csv_free(void *cls)
+static void csv_free(void *cls)
 {
     lpm_csv_t *x = cls;
     lpm_buf_free(&x->buf);
@@ -318,7 +318,9 @@ enum MHD_Result lpm_storage_access(void *cls, struct MHD_Connection *c, const ch
         x->rows = snap.rows;
         x->end = (uint64_t)(snap.nrows < s->export_cap ? snap.nrows : s->export_cap);
         lpm_buf_init(&x->buf, 0);
-        r.csv = x;
+        r.stream = x;
+        r.stream_read = csv_read;
+        r.stream_free = csv_free;
         r.status = 200;
         r.ctype = "text/csv; charset=utf-8";
         snprintf(cap, sizeof(cap), "%lld", (long long)s->export_cap);

@@ -29,6 +29,8 @@
 #define LPM_FAULT_MEMORY 4096          /* fingerprints of faulted requests kept */
 #define LPM_ROW_JSON_GUESS 1100        /* bytes reserved per row of a page */
 #define LPM_CSV_CHUNK_ROWS 256
+#define LPM_STREAM_BLOCK (64 * 1024)   /* bytes libmicrohttpd asks a streamed body for at once */
+#define LPM_CONFIG_HASH_LEN 64         /* hex digits of an audience's configHash (256 bits) */
 #define LPM_CONNECTION_TIMEOUT_S 60u
 #define LPM_DAY_MS 86400000
 
@@ -38,7 +40,7 @@ extern const char *const lpm_status_names[];
 typedef struct {
     lpm_audience_t a;          /* owned copies of the strings */
     uint64_t key;
-    char config_hash[65];
+    char config_hash[LPM_CONFIG_HASH_LEN + 1];
 } lpm_aud_t;
 
 typedef struct {
@@ -107,7 +109,12 @@ typedef struct {
     int nextra;
     char hname[LPM_MAX_EXTRA][32];
     char hvalue[LPM_MAX_EXTRA][320];
-    void *csv;                /* a CSV stream context instead of a body */
+    /* A body made as it is sent (the CSV export) instead of `body`: stream_read(stream, pos,
+     * out, max) fills out (libmicrohttpd's content reader), stream_free(stream) ends it.
+     * The reply owns stream from the moment it is set. */
+    void *stream;
+    ssize_t (*stream_read)(void *stream, uint64_t pos, char *out, size_t max);
+    void (*stream_free)(void *stream);
 } lpm_reply_t;
 
 enum {
@@ -177,8 +184,6 @@ void lpm_get_export(lpm_server_t *s, const lpm_route_t *rt, size_t aud, lpm_repl
                     const lpm_meta_t *m);
 void lpm_export_csv(lpm_server_t *s, const lpm_route_t *rt, size_t aud, lpm_reply_t *r,
                     const lpm_meta_t *m);
-ssize_t lpm_csv_read(void *cls, uint64_t pos, char *out, size_t max);
-void lpm_csv_free(void *cls);
 enum MHD_Result lpm_storage_access(void *cls, struct MHD_Connection *c, const char *url,
                                    const char *method, const char *version,
                                    const char *upload, size_t *upload_size, void **con_cls);

@@ -218,7 +218,7 @@ static int lpm_lua_start(lua_State *L)
     cfg.running_ms = opt_int(L, 1, "running_ms", 0, 0, 86400000, NULL);
     cfg.latency_ms = opt_int(L, 1, "latency_ms", 0, 0, 600000, NULL);
     cfg.gzip = opt_bool(L, 1, "gzip", 1, NULL);
-    cfg.threads = (int)opt_int(L, 1, "threads", 4, 0, 64, NULL);
+    cfg.threads = (int)opt_int(L, 1, "threads", 4, 0, LPM_MAX_THREADS, NULL);
     cfg.export_cap = opt_int(L, 1, "export_cap", 300000, 0, 1000000000000LL, NULL);
     lua_getfield(L, 1, "faults");
     parse_faults(L, 2, 1, seed, &cfg.faults);

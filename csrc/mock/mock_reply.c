@@ -18,7 +18,9 @@ void lpm_reply_init(lpm_reply_t *r)
     r->json = 0;
     r->fault = -1;
     r->nextra = 0;
-    r->csv = NULL;
+    r->stream = NULL;
+    r->stream_read = NULL;
+    r->stream_free = NULL;
 }
 
 void lpm_add_header(lpm_reply_t *r, const char *name, const char *value)
@@ -269,17 +271,21 @@ enum MHD_Result lpm_send_reply(struct MHD_Connection *c, lpm_reply_t *r, int gz,
 
     if (r->body.oom) {
         lpm_buf_free(&r->body);
+        if (r->stream) {
+            r->stream_free(r->stream);
+            r->stream = NULL;
+        }
         gzipped = 0;
         r->status = 500;
         r->nextra = 0;
         resp = MHD_create_response_from_buffer(sizeof(oom_body) - 1, (void *)(uintptr_t)oom_body,
                                                MHD_RESPMEM_PERSISTENT);
-    } else if (r->csv) {
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, lpm_csv_read, r->csv,
-                                                 lpm_csv_free);
+    } else if (r->stream) {
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, LPM_STREAM_BLOCK, r->stream_read,
+                                                 r->stream, r->stream_free);
         if (!resp)
-            lpm_csv_free(r->csv);
-        r->csv = NULL;
+            r->stream_free(r->stream);
+        r->stream = NULL;
     } else {
         if (gz && r->json && r->body.len > 0) {
             lpm_buf_t z;

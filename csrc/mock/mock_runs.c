@@ -90,7 +90,7 @@ void lpm_run_json(lpm_buf_t *b, const lpm_server_t *s, const lpm_run_t *run)
     LPM_LIT(b, "\",\"status\":\"");
     lpm_buf_adds(b, lpm_status_names[run->status]);
     LPM_LIT(b, "\",\"runType\":\"manual\",\"configHash\":\"");
-    lpm_buf_add(b, a->config_hash, 64);
+    lpm_buf_add(b, a->config_hash, LPM_CONFIG_HASH_LEN);
     LPM_LIT(b, "\",\"dataDate\":\"");
     lpm_buf_add(b, run->rows.data_date, 10);
     LPM_LIT(b, "\",\"resultKey\":");

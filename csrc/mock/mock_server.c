@@ -441,10 +441,10 @@ lpm_server_t *lpm_server_start(const lpm_config_t *cfg, char *err, size_t errlen
             words[k] = lpm_mix64(a->key ^ lpm_mix64(s->seed ^ (0x636f6e6669670000ULL + k)));
         hb.data = a->config_hash;
         hb.len = 0;
-        hb.cap = 64;
+        hb.cap = LPM_CONFIG_HASH_LEN;
         hb.oom = 0;
         lpm_buf_addhex(&hb, words, 32);
-        a->config_hash[64] = '\0';
+        a->config_hash[LPM_CONFIG_HASH_LEN] = '\0';
     }
     if (cfg->port != 0 && !port_free(cfg->port, err, errlen)) {
         server_free(s);

@@ -31,6 +31,9 @@ enum {
 /* "429", "429_date", "500", "502", "503", "drop", "truncate" */
 extern const char *const lpm_fault_names[LPM_F_COUNT];
 
+/* Most handler threads the `threads` option may ask for. */
+#define LPM_MAX_THREADS 64
+
 typedef struct {
     int enabled;
     double rate;          /* probability per eligible request, when every == 0 */
@@ -60,7 +63,7 @@ typedef struct {
     int64_t queued_ms, running_ms, latency_ms;
     int gzip;
     lpm_faults_t faults;
-    int threads;              /* 0: a thread per connection */
+    int threads;              /* 0: a thread per connection; at most LPM_MAX_THREADS */
     int64_t export_cap;       /* rows per export.csv */
 } lpm_config_t;
 

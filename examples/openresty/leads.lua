@@ -140,11 +140,12 @@ function _M.handle()
 
     local matched = 0
     local ok, best = pcall(function()
-        local kept = filter.map(client:people(audience, run_id, { limit = 500, filter = pred }), function(row)
+        local people = client:people(audience, run_id, { limit = 500, filter = pred })
+        local kept = leadpipe.iter.map(people, function(row)
             matched = matched + 1
             return row
         end)
-        return filter.top(kept, top)
+        return leadpipe.iter.top(kept, top)
     end)
     if not ok then
         local err = best

@@ -2,15 +2,16 @@
 --
 -- Every check returns nil when the value is fine, or an error object of kind
 -- "invalid_argument" whose message names the function, the argument and the rule
--- ("create_run: audience_id must be a UUID ..."), with err.argument set. Nothing here sends
--- or raises; callers return the error (calls) or raise it (constructors, iterators).
+-- ("create_run: audience_id must be a UUID ..."), with err.argument set. Nothing here sends;
+-- callers return the error (calls) or raise it (constructors, iterators), and the helpers
+-- that raise at once (filter, iter, path, json, format, hosts) raise it with fail().
 -- Everything that reaches C (leadpipe.core) is checked here first, so C never raises
 -- "bad argument" at a user: numbers are finite and in range, strings hold no control bytes.
 
 local errors = require "leadpipe.errors"
 
 local type, tostring, tonumber, pairs, ipairs, select = type, tostring, tonumber, pairs, ipairs, select
-local getmetatable = getmetatable
+local getmetatable, error = getmetatable, error
 local floor, min, huge = math.floor, math.min, math.huge
 local concat, sort = table.concat, table.sort
 
@@ -21,6 +22,11 @@ local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%
 function _M.invalid(fname, arg, rule)
     return errors.new("invalid_argument", fname .. ": " .. arg .. " " .. rule,
         { code = "INVALID_ARGUMENT", argument = arg })
+end
+
+-- Raises invalid(fname, arg, rule), with no "file:line:" prefix (the message names the call).
+function _M.fail(fname, arg, rule)
+    error(_M.invalid(fname, arg, rule), 0)
 end
 
 function _M.is_integer(v)
@@ -156,8 +162,9 @@ function _M.closed(call)
     return errors.new("closed", call .. ": the client is closed", { code = "CLOSED", call = call })
 end
 
+-- A function, or a table or userdata with a __call metamethod (see is_callable).
 function _M.check_function(fname, arg, v)
-    if v ~= nil and type(v) ~= "function" then
+    if v ~= nil and not _M.is_callable(v) then
         return _M.invalid(fname, arg, "must be a function (got " .. type(v) .. ")")
     end
 end

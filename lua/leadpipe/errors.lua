@@ -5,8 +5,8 @@
 --                "run_failed", "run_cancelled", "not_ready", "decode", "invalid_argument",
 --                "closed" (a call on a closed client; err.call names it), "host" (the host
 --                cannot do I/O here), "io" and "aborted" (export_csv's file or sink)
---   status       HTTP status (nil for transport failures and argument errors)
---   code         the API's error code ("RUN_FAILED", "NOT_FOUND", ...) or a transport kind
+--   status       HTTP status (nil for wire failures and argument errors)
+--   code         the API's error code ("RUN_FAILED", "NOT_FOUND", ...) or a wire kind
 --   message      one line for people
 --   request_id   the API's request id, for support
 --   retryable    true when the same request may succeed later
@@ -49,12 +49,12 @@
 ---@field kind leadpipe.ErrorKind what went wrong
 ---@field message string one line for people
 ---@field retryable boolean true when the same request may succeed later
----@field status? integer HTTP status (nil for transport failures and argument errors)
----@field code? string the API's error code ("RUN_FAILED", ...) or a transport kind ("tls", ...)
+---@field status? integer HTTP status (nil for wire failures and argument errors)
+---@field code? string the API's error code ("RUN_FAILED", ...) or a wire kind ("tls", ...)
 ---@field request_id? string the API's request id, for support
 ---@field retry_after? number seconds the server asked to wait (429/503), if it said
 ---@field run? leadpipe.ErrorRun for run_failed/run_cancelled: id, status, errorCode, errorMessage
----@field attempts? integer how many times the request was sent (errors of the transport)
+---@field attempts? integer how many times the request was sent (errors of the request layer)
 ---@field method? string HTTP method of the request that failed
 ---@field path? string path of the request that failed
 ---@field argument? string for invalid_argument: the argument or option at fault
@@ -124,8 +124,5 @@ end
 function _M.status_retryable(status)
     return status == 429 or (status >= 500 and status <= 599) or status == 408
 end
-
---- The metatable of error objects.
-_M.metatable = mt
 
 return _M

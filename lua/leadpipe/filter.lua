@@ -1,5 +1,4 @@
--- leadpipe.filter: predicates over person rows (min_score, seniority, ..., where{}), and,
--- for compatibility, the iterator helpers of leadpipe.iter and path.get re-exported.
+-- leadpipe.filter: predicates over person rows (min_score, seniority, ..., where{}).
 --
 -- A row is a plain table as decoded by leadpipe.core: JSON nulls are ABSENT keys, so any
 -- field, and any nested object (company, geo, intent), may be missing. Every predicate here
@@ -9,25 +8,26 @@
 -- (`min_score(80)`, `seniority("director", "vp")`, ...) or from a table with `where{...}`,
 -- combine them with `all`, `any` and `negate`, and apply them with `filter`.
 --
--- The iterator helpers (filter, map, take, collect, count, top) live in leadpipe.iter and
--- dotted paths in leadpipe.path; this module re-exports them.
+-- The iterator helpers (filter, map, take, collect, count, top) are leadpipe.iter; dotted
+-- paths are leadpipe.path. How where{} becomes fast Lua source, or a predicate the C
+-- decoder runs: leadpipe.predicate.
 --
--- Misuse (a wrong argument type or value) raises an error object (leadpipe.errors) of kind
--- "invalid_argument" whose message names the function, the argument and the rule.
+-- Misuse (a wrong argument type or value) raises an error object of kind
+-- "invalid_argument" (leadpipe.args) whose message names the function, the argument and
+-- the rule.
 --
 -- Licensed under the MIT license, like the rest of leadpipe.
 
-local errors = require "leadpipe.errors"
 local path = require "leadpipe.path"
-local iter = require "leadpipe.iter"
 local argcheck = require "leadpipe.args"
+local predicate = require "leadpipe.predicate"
 
 local type, tostring, tonumber, select = type, tostring, tonumber, select
-local pairs, ipairs, next, error = pairs, ipairs, next, error
+local pairs, ipairs, next = pairs, ipairs, next
 local lower, find, match, format = string.lower, string.find, string.match, string.format
 local concat, sort = table.concat, table.sort
-local is_callable = argcheck.is_callable
-local predicate = require "leadpipe.predicate"
+local unpack = table.unpack or unpack -- luacheck: ignore (unpack: Lua 5.1)
+local is_callable, fail = argcheck.is_callable, argcheck.fail
 
 --- A test of a person row (any table): true when the row matches.
 ---@alias leadpipe.Predicate fun(row: leadpipe.Person|table): boolean
@@ -53,18 +53,7 @@ local predicate = require "leadpipe.predicate"
 ---@field ranks table<string, number> the current rank table (see set_ranks)
 ---@field default_ranks table<string, number> the ranks leadpipe starts with
 ---@field where_keys string[] the keys a where{} may hold, sorted
----@field filter fun(iter: leadpipe.Rows, p: leadpipe.Predicate|leadpipe.Where): fun(): any see leadpipe.iter
----@field map fun(iter: leadpipe.Rows, fn: fun(row: any): any): fun(): any see leadpipe.iter
----@field take fun(iter: leadpipe.Rows, n: integer): fun(): any see leadpipe.iter
----@field collect fun(iter: leadpipe.Rows): any[] see leadpipe.iter
----@field count fun(iter: leadpipe.Rows): integer see leadpipe.iter
----@field top fun(iter: leadpipe.Rows, n: integer, key?: string|leadpipe.KeyFn): any[] see leadpipe.iter
 local _M = { _VERSION = require "leadpipe.version" }
-
--- Misuse raises an error object (leadpipe.errors) of kind "invalid_argument".
-local function fail(msg)
-    error(errors.new("invalid_argument", msg, { code = "INVALID_ARGUMENT" }), 0)
-end
 
 -- ===== Seniority ranks =====================================================================
 
@@ -102,19 +91,19 @@ end
 ---@return table<string, number> previous
 function _M.set_ranks(ranks)
     if type(ranks) ~= "table" then
-        fail("set_ranks: ranks must be a table of name = number, got " .. type(ranks), 2)
+        fail("set_ranks", "ranks", "must be a table of name = number, got " .. type(ranks))
     end
     local new = {}
     for k, v in pairs(ranks) do
         if type(k) ~= "string" or k == "" then
-            fail("set_ranks: every key must be a non-empty seniority name (string)", 2)
+            fail("set_ranks", "ranks", "must have non-empty seniority names (strings) as keys")
         end
         if type(v) ~= "number" or v ~= v then
-            fail("set_ranks: rank of '" .. k .. "' must be a number, got " .. type(v), 2)
+            fail("set_ranks", "ranks", "must map '" .. k .. "' to a number, got " .. type(v))
         end
         new[lower(k)] = v
     end
-    if next(new) == nil then fail("set_ranks: ranks must not be empty", 2) end
+    if next(new) == nil then fail("set_ranks", "ranks", "must not be empty") end
     local old = _M.ranks
     _M.ranks = new
     return old
@@ -123,8 +112,6 @@ end
 -- ===== Paths ===============================================================================
 
 local valid_path, split_path, get_parts = path.valid, path.split, path.get_parts
---- get(row, path) -> value | nil (leadpipe.path.get).
-_M.get = path.get
 
 -- ===== Argument checks =====================================================================
 
@@ -139,24 +126,24 @@ end
 
 -- Collects the string arguments of fname(...) into a lower-cased set; raises on misuse.
 -- A single table argument is taken as the list of values.
-local function string_set(fname, level, ...)
+local function string_set(fname, ...)
     local args, n = arg_list(...)
-    if n == 0 then fail(fname .. ": needs at least one value", level + 1) end
+    if n == 0 then fail(fname, "values", "must not be empty (give at least one)") end
     local set = {}
     for i = 1, n do
         local v = args[i]
         if type(v) ~= "string" or v == "" then
-            fail(format("%s: value #%d must be a non-empty string, got %s", fname, i,
-                type(v) == "string" and "\"\"" or type(v)), level + 1)
+            fail(fname, "value #" .. i, "must be a non-empty string, got "
+                .. (type(v) == "string" and "\"\"" or type(v)))
         end
         set[lower(v)] = true
     end
     return set
 end
 
-local function check_number(fname, name, n, level)
+local function check_number(fname, name, n)
     if type(n) ~= "number" or n ~= n then
-        fail(format("%s: %s must be a number, got %s", fname, name, type(n)), level + 1)
+        fail(fname, name, "must be a number, got " .. type(n))
     end
 end
 
@@ -172,7 +159,7 @@ end
 ---@param n number
 ---@return leadpipe.Predicate
 function _M.min_score(n)
-    check_number("min_score", "n", n, 2)
+    check_number("min_score", "n", n)
     return function(row)
         local s = score_of(row)
         return s ~= nil and s >= n
@@ -183,7 +170,7 @@ end
 ---@param n number
 ---@return leadpipe.Predicate
 function _M.max_score(n)
-    check_number("max_score", "n", n, 2)
+    check_number("max_score", "n", n)
     return function(row)
         local s = score_of(row)
         return s ~= nil and s <= n
@@ -205,7 +192,7 @@ end
 ---@param ... string|string[]
 ---@return leadpipe.Predicate
 function _M.seniority(...)
-    return field_in("seniority", string_set("seniority", 2, ...))
+    return field_in("seniority", string_set("seniority", ...))
 end
 
 --- department(...) -> predicate: row.department is one of the given values (case-insensitive).
@@ -213,7 +200,7 @@ end
 ---@param ... string|string[]
 ---@return leadpipe.Predicate
 function _M.department(...)
-    return field_in("department", string_set("department", 2, ...))
+    return field_in("department", string_set("department", ...))
 end
 
 --- seniority_at_least(level) -> predicate: the row's seniority ranks at least as high as
@@ -223,13 +210,13 @@ end
 ---@return leadpipe.Predicate
 function _M.seniority_at_least(level)
     if type(level) ~= "string" then
-        fail("seniority_at_least: level must be a seniority name (string), got " .. type(level), 2)
+        fail("seniority_at_least", "level", "must be a seniority name (string), got " .. type(level))
     end
     local ranks = _M.ranks
     local min = ranks[lower(level)]
     if type(min) ~= "number" then
-        fail(format("seniority_at_least: unknown level %q (known: %s)", level,
-            concat(sorted_keys(ranks), ", ")), 2)
+        fail("seniority_at_least", "level", format("must be a known seniority (%s), got %q",
+            concat(sorted_keys(ranks), ", "), level))
     end
     return function(row)
         local v = type(row) == "table" and row.seniority
@@ -244,7 +231,7 @@ end
 ---@param ... string|string[]
 ---@return leadpipe.Predicate
 function _M.country(...)
-    local set = string_set("country", 2, ...)
+    local set = string_set("country", ...)
     return function(row)
         local geo = type(row) == "table" and row.geo
         if type(geo) ~= "table" then return false end
@@ -262,7 +249,7 @@ end
 ---@return leadpipe.Predicate
 function _M.topic(...)
     local args, n = arg_list(...)
-    if n == 0 then fail("topic: needs at least one topic id or name", 2) end
+    if n == 0 then fail("topic", "values", "must not be empty (give at least one topic id or name)") end
     local ids, names = {}, {}
     for i = 1, n do
         local v = args[i]
@@ -272,8 +259,8 @@ function _M.topic(...)
             names[lower(v)] = true
             if match(v, "^%d+$") then ids[tonumber(v)] = true end
         else
-            fail(format("topic: value #%d must be a topic id (number) or name (non-empty string), got %s",
-                i, type(v) == "string" and "\"\"" or type(v)), 2)
+            fail("topic", "value #" .. i, "must be a topic id (number) or name (non-empty string), got "
+                .. (type(v) == "string" and "\"\"" or type(v)))
         end
     end
     return function(row)
@@ -307,12 +294,12 @@ end
 ---@return leadpipe.Predicate
 function _M.has(...)
     local args, n = arg_list(...)
-    if n == 0 then fail("has: needs at least one field path", 2) end
+    if n == 0 then fail("has", "fields", "must not be empty (give at least one field path)") end
     local paths = {}
     for i = 1, n do
         if not valid_path(args[i]) then
-            fail(format("has: field #%d must be a dotted path string like \"company.domain\", got %s",
-                i, type(args[i]) == "string" and format("%q", args[i]) or type(args[i])), 2)
+            fail("has", "field #" .. i, "must be a dotted path string like \"company.domain\", got "
+                .. (type(args[i]) == "string" and format("%q", args[i]) or type(args[i])))
         end
         paths[i] = split_path(args[i])
     end
@@ -335,7 +322,7 @@ local function check_predicates(fname, ...)
     local ps = { ... }
     for i = 1, n do
         if not is_callable(ps[i]) then
-            fail(format("%s: predicate #%d must be a function, got %s", fname, i, type(ps[i])), 3)
+            fail(fname, "predicate #" .. i, "must be a function, got " .. type(ps[i]))
         end
     end
     return ps, n
@@ -374,7 +361,7 @@ end
 ---@return leadpipe.Predicate
 function _M.negate(p)
     if not is_callable(p) then
-        fail("negate: predicate must be a function, got " .. type(p), 2)
+        fail("negate", "predicate", "must be a function, got " .. type(p))
     end
     return function(row) return not p(row) end
 end
@@ -425,28 +412,27 @@ local function fits(kind, v)
     return true
 end
 
--- Raises (at the caller of the function `level` levels up) unless spec is a valid where{}
--- table.
+-- Raises unless spec is a valid where{} table.
 local function check_where(spec)
     if type(spec) ~= "table" then
-        fail("where: spec must be a table (or a predicate function), got " .. type(spec))
+        fail("where", "spec", "must be a table (or a predicate function), got " .. type(spec))
     end
     for k in pairs(spec) do
         if not where_keys[k] then
-            fail(format("where: unknown key %s (valid keys: %s)",
-                type(k) == "string" and format("%q", k) or tostring(k), concat(where_key_list, ", ")))
+            fail("where", type(k) == "string" and format("%q", k) or tostring(k),
+                "is not a where key (valid keys: " .. concat(where_key_list, ", ") .. ")")
         end
     end
     for _, r in ipairs(where_rules) do
         local v = spec[r.key]
         if v ~= nil then
             if not fits(r.kind, v) then
-                fail(format("where: %s %s, got %s", r.key, rule_text[r.kind],
-                    (type(v) == "table" and r.kind ~= "string" and r.kind ~= "number")
+                fail("where", r.key, rule_text[r.kind] .. ", got "
+                    .. ((type(v) == "table" and r.kind ~= "string" and r.kind ~= "number")
                         and "a table that is not such a list" or type(v)))
             end
             if r.kind == "string" and not _M.ranks[lower(v)] then
-                fail(format("where: seniority_at_least must be a known seniority (%s), got %q",
+                fail("where", "seniority_at_least", format("must be a known seniority (%s), got %q",
                     concat(sorted_keys(_M.ranks), ", "), v))
             end
         end
@@ -462,7 +448,7 @@ local function where_closures(spec)
         if v ~= nil then ps[#ps + 1] = r.build(v) end
     end
     if #ps == 0 then return function() return true end end
-    return _M.all((table.unpack or unpack)(ps))
+    return _M.all(unpack(ps))
 end
 --- where_closures(spec) -> the predicate of where(spec) built from the constructors only:
 --- the reference that the specs and bench/where_plain.lua hold the generated code to.
@@ -507,12 +493,6 @@ function _M.compile(spec)
     if is_callable(spec) then return { fn = spec } end
     check_where(spec)
     return { fn = where_fast(spec), native = predicate.native(spec, _M.ranks) }
-end
-
--- ===== Iterator helpers (leadpipe.iter) =====================================================
-
-for _, name in ipairs({ "filter", "map", "take", "collect", "count", "top" }) do
-    _M[name] = iter[name]
 end
 
 return _M

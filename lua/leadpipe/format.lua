@@ -19,8 +19,9 @@
 
 local json = require "leadpipe.json"
 local path = require "leadpipe.path"
+local args = require "leadpipe.args"
 
-local type, tostring, ipairs, pairs, error = type, tostring, ipairs, pairs, error
+local type, tostring, ipairs, pairs = type, tostring, ipairs, pairs
 local getmetatable, next = getmetatable, next
 local find, gsub, byte, rep, format = string.find, string.gsub, string.byte,
     string.rep, string.format
@@ -269,7 +270,7 @@ _M.formats = formats
 -- spreadsheet shows it as text instead of running it as a formula (CSV injection).
 function _M.writer(fmt, out, fields, opts)
     if not formats[fmt] then
-        error("writer: fmt must be jsonl, json, csv or table, got " .. tostring(fmt), 2)
+        args.fail("writer", "fmt", "must be jsonl, json, csv or table, got " .. tostring(fmt))
     end
     local w = { count = 0 }
     local function emit(s)

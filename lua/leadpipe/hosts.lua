@@ -8,8 +8,10 @@
 --                                object (kind "invalid_argument", code "NOT_IN_COROUTINE")
 --                                naming the caller `level` frames up (as error()'s level);
 --                                the client calls it before it sends anything
--- and one of two ways to wait for libcurl (the curl wire, transport/curl.lua, picks the
--- session mode from it):
+--   host.wire                    optional: the wire that moves the bytes (lua/leadpipe/wire/),
+--                                default "curl"
+-- and, when its wire is libcurl's (wire/curl.lua, which picks the session mode from it), one
+-- of two ways to wait for libcurl:
 --   host.wait_io(session, secs)  poll mode: wait until the session's transfers may progress,
 --                                at most secs (the blocking host: curl_multi_poll)
 --   host.io                      socket mode (event loops): the wire runs libcurl's
@@ -31,7 +33,7 @@
 --   Callbacks from the loop count in host.stats (wakeups = polls + timers) and never let
 --   an error out into the loop.
 -- "blocking" (the default) blocks the process in curl_multi_poll / nanosleep.
--- "openresty" moves bytes over cosockets (its `transport` field names that wire) and sleeps
+-- "openresty" moves bytes over cosockets (its `wire` field names that wire) and sleeps
 -- with ngx.sleep, so an nginx worker keeps serving while leadpipe waits.
 -- "neovim" (vim.loop) and "luv" (plain lua-luv) are event-loop hosts: leadpipe calls must
 -- run inside a coroutine (see hosts.run); on Neovim the coroutine is resumed through
@@ -39,19 +41,21 @@
 -- while a transfer is idle no callback of leadpipe runs.
 -- PUC Lua 5.1 cannot yield inside a generic-for iterator, pcall or a metamethod: there,
 -- call an iterator in a while loop (`local row = it()`); LuaJIT and 5.2+ have no such limit.
--- Any table with now/sleep and wait_io or io may be passed as a custom host.
+-- Any table with now/sleep and wait_io or io (or a `wire` other than "curl") may be passed
+-- as a custom host.
 
 local core = require "leadpipe.core"
+local errors = require "leadpipe.errors"
+local args = require "leadpipe.args"
 
 local type, error, pairs = type, error, pairs
-local min = math.min
 local coroutine = coroutine
 
 --- How leadpipe waits (see the top of leadpipe/hosts.lua). A custom host needs now, sleep,
 --- and wait_io or io (with waker, await and wake).
 ---@class leadpipe.Host
 ---@field name? string "blocking", "openresty", "neovim", "luv" or your own
----@field transport? string the wire that moves the bytes (default "curl"; "cosocket")
+---@field wire? string the wire that moves the bytes (default "curl"; "cosocket")
 ---@field now fun(): number monotonic seconds
 ---@field sleep fun(seconds: number) waits that long
 ---@field check? fun(fname?: string, level?: integer): leadpipe.Error|nil nil when leadpipe may wait here
@@ -97,10 +101,10 @@ _M.blocking = {
 
 -- ===== openresty =====
 
--- Bytes move over cosockets (transport/cosocket.lua): a request waits on its own socket in
--- a light thread, so nothing here polls. sleep (backoff, wait_run) is ngx.sleep, which
--- yields the request's coroutine to nginx's event loop. wait_io is never called by the
--- cosocket wire; it is here for the host table's shape.
+-- Bytes move over cosockets (wire/cosocket.lua): a request waits on its own socket in
+-- a light thread, so nothing here polls and the host needs neither wait_io nor io. sleep
+-- (backoff, wait_run) is ngx.sleep, which yields the request's coroutine to nginx's event
+-- loop.
 local function openresty()
     local ngx = ngx -- luacheck: ignore (read global only here)
     if type(ngx) ~= "table" or type(ngx.sleep) ~= "function" or type(ngx.socket) ~= "table" then
@@ -109,20 +113,15 @@ local function openresty()
     local sleep = ngx.sleep
     return {
         name = "openresty",
-        transport = "cosocket",
+        wire = "cosocket",
         now = core.now,
         sleep = function(seconds)
             if seconds > 0 then sleep(seconds) end
-        end,
-        wait_io = function(_, seconds)
-            if seconds > 0 then sleep(min(seconds, 0.01)) end
         end,
     }
 end
 
 -- ===== neovim / luv =====
-
-local errors = require "leadpipe.errors"
 
 local running, resume, yield, status = coroutine.running, coroutine.resume, coroutine.yield,
     coroutine.status
@@ -303,7 +302,10 @@ local function luv_host(name, uv, vim)
     host.io = {
         poll = function(fd, on_ready)
             local handle, err = uv.new_poll(fd)
-            if not handle then error("uv.new_poll(" .. tostring(fd) .. "): " .. tostring(err), 0) end
+            if not handle then
+                error(errors.new("network", "uv.new_poll(" .. tostring(fd) .. "): " .. tostring(err),
+                    { code = "event_loop" }), 0)
+            end
             return setmetatable({ handle = handle, cb = guard("polls", function(perr, events)
                 on_ready(perr and "e" or events)
             end) }, Watcher)
@@ -439,7 +441,7 @@ function _M.resolve(host)
                     return nil, "host table with io lacks the function '" .. fn .. "'"
                 end
             end
-        elseif type(host.wait_io) ~= "function" then
+        elseif (host.wire == nil or host.wire == "curl") and type(host.wait_io) ~= "function" then
             return nil, "host table lacks the function 'wait_io' (or the table 'io')"
         end
         return host
@@ -457,16 +459,16 @@ end
 ---@param ... any the arguments of fn
 ---@return thread co
 function _M.run(fn, on_error, ...)
-    if type(fn) ~= "function" then error("hosts.run: fn must be a function", 2) end
-    if on_error ~= nil and type(on_error) ~= "function" then
-        error("hosts.run: on_error must be a function or nil", 2)
+    if type(fn) ~= "function" then args.fail("hosts.run", "fn", "must be a function, got " .. type(fn)) end
+    if on_error ~= nil and not args.is_callable(on_error) then
+        args.fail("hosts.run", "on_error", "must be a function or nil, got " .. type(on_error))
     end
     local co = coroutine.create(fn)
     handlers[co] = on_error
     local vim = nvim()
     if vim and type(vim.in_fast_event) == "function" and vim.in_fast_event() then
-        local args = { n = select("#", ...), ... }
-        vim.schedule(function() step(co, unpack(args, 1, args.n)) end)
+        local packed = { n = select("#", ...), ... }
+        vim.schedule(function() step(co, unpack(packed, 1, packed.n)) end)
     else
         active = active + 1
         step(co, ...)

@@ -1,15 +1,16 @@
--- leadpipe.http: one logical API request, with retries, backoff, Retry-After, redirects.
+-- leadpipe.http: the request layer. Its object, the requester (client.requester), makes
+-- one logical API request of many attempts, with retries, backoff, Retry-After, redirects.
 --
--- A transport moves its bytes through a "wire" (leadpipe.transport.curl by default, or
--- leadpipe.transport.cosocket when the host names it): see transport/curl.lua for the
--- wire's five methods. A call is started with transport:start(spec), which sends its
+-- A requester moves its bytes through a "wire" (leadpipe.wire.curl by default, or
+-- leadpipe.wire.cosocket when the host names it in host.wire): see wire/curl.lua for the
+-- wire's five methods. A call is started with requester:start(spec), which sends its
 -- first attempt at once (unless the rate gate is shut) and never waits, and finished with
--- transport:finish(call), which waits through the client's host, retries what a retry can
+-- requester:finish(call), which waits through the client's host, retries what a retry can
 -- cure, and returns
 --     status, headers, decoded_body        on a 2xx (decoded_body nil for an empty body;
 --                                          the raw string when spec.raw is set)
 --     nil, err                             otherwise (err from leadpipe.errors)
--- Retries: transport failures (connect, reset, timeout), 408, 429 and 5xx, and a 2xx whose
+-- Retries: wire failures (connect, reset, timeout), 408, 429 and 5xx, and a 2xx whose
 -- JSON is cut short, up to max_retries times; exponential backoff with jitter capped at
 -- backoff_max; Retry-After (seconds or HTTP-date) is honoured up to max_retry_after, and a
 -- longer demand ends the call at once with a rate_limited error carrying retry_after. Every
@@ -17,13 +18,13 @@
 -- the same Idempotency-Key on every attempt.
 -- Redirects are followed here, not in curl, and the API key is sent only to the origin of
 -- base_url.
--- The rate gate: a 429/503 with Retry-After pauses every request of the transport until
+-- The rate gate: a 429/503 with Retry-After pauses every request of the requester until
 -- that time (gate_until, host clock): a new send waits for it, and a retry of a request
 -- that was already in flight waits for it too, whatever its own response said.
 -- Deadlines: spec.deadline (host clock) cuts the wait for the request in flight (the
 -- wire drops it) and any backoff or gate wait that would pass it.
 -- Everything that came from the network is scrubbed (leadpipe.scrub) before it reaches
--- an error object or a log event; a closed transport answers with kind "closed".
+-- an error object or a log event; a closed requester answers with kind "closed".
 
 local core = require "leadpipe.core"
 local errors = require "leadpipe.errors"
@@ -37,10 +38,10 @@ local os_time = os.time
 
 local _M = { _VERSION = require "leadpipe.version" }
 
-local Transport = {}
-Transport.__index = Transport
+local Requester = {}
+Requester.__index = Requester
 
--- The key lives here, keyed by transport, never in a table a user may print.
+-- The key lives here, keyed by requester, never in a table a user may print.
 local secrets = setmetatable({}, { __mode = "k" })
 
 -- ===== helpers =====
@@ -55,7 +56,6 @@ local function origin_of(url)
     end
     return scheme .. "://" .. hostport
 end
-_M.origin_of = origin_of
 
 -- Resolves a Location header against the URL it came from.
 local function resolve_location(base, loc)
@@ -120,7 +120,6 @@ end
 
 -- The key masked as a whole token (see leadpipe.scrub).
 local scrub = scrubber.string
-_M.scrub = scrub
 
 -- A short printable form of a value that came from the network, scrubbed.
 local function clean(v, key, limit)
@@ -171,13 +170,13 @@ local function error_from_response(status, headers, body, method, path, key)
     })
 end
 
--- ===== transport =====
+-- ===== requester =====
 
 --- cfg: base_url, api_key, host (resolved), timeout, connect_timeout, max_retries,
 -- backoff_base, backoff_max, max_retry_after, max_response, user_agent, verify, logger.
--- The host's `transport` field names the wire (default "curl").
+-- The host's `wire` field names the wire (default "curl").
 function _M.new(cfg)
-    local wire = require("leadpipe.transport." .. (cfg.host.transport or "curl")).new(cfg, cfg.host)
+    local wire = require("leadpipe.wire." .. (cfg.host.wire or "curl")).new(cfg, cfg.host)
     local t = setmetatable({
         base_url = cfg.base_url,
         origin = origin_of(cfg.base_url),
@@ -188,15 +187,15 @@ function _M.new(cfg)
         backoff_max = cfg.backoff_max,
         max_retry_after = cfg.max_retry_after,
         logger = cfg.logger,
-    }, Transport)
+    }, Requester)
     secrets[t] = cfg.api_key
     t.gate_until = 0
     return t
 end
 
---- The transport's scrubber (leadpipe.scrub.new with its key), for pages and errors built
+--- The requester's scrubber (leadpipe.scrub.new with its key), for pages and errors built
 -- above it.
-function Transport:scrubber()
+function Requester:scrubber()
     local s = self.scrub_fn
     if not s then
         s = scrubber.new(secrets[self])
@@ -206,7 +205,7 @@ function Transport:scrubber()
 end
 
 -- Events carry `at` (host clock); every string in them is scrubbed.
-function Transport:log(event)
+function Requester:log(event)
     local logger = self.logger
     if logger then
         local key = secrets[self]
@@ -277,7 +276,7 @@ end
 -- it piece by piece (finish then returns status, headers, nil) and is never held whole;
 -- once a piece has gone to the sink the call is not retried. timeout: seconds for the
 -- whole transfer.
-function Transport:start(spec)
+function Requester:start(spec)
     local call
     call = {
         sink = spec.sink and function(chunk)
@@ -302,7 +301,7 @@ function Transport:start(spec)
 end
 
 --- Drops a call that is no longer wanted (a prefetched page, an abandoned iterator).
-function Transport:cancel(call)
+function Requester:cancel(call)
     call.gated = nil
     if call.req then
         if not self.closed then self.wire:cancel(call.req) end
@@ -312,7 +311,7 @@ end
 
 --- Advances every transfer without waiting (lets prefetched pages arrive while the
 -- caller works).
-function Transport:pump()
+function Requester:pump()
     if not self.closed then self.wire:pump() end
 end
 
@@ -357,7 +356,7 @@ local function release(body)
 end
 
 --- Waits for the call's outcome, retrying and following redirects as needed.
-function Transport:finish(call)
+function Requester:finish(call)
     local key = secrets[self]
     while true do
         if call.err then
@@ -479,11 +478,11 @@ function Transport:finish(call)
 end
 
 --- start + finish.
-function Transport:request(spec)
+function Requester:request(spec)
     return self:finish(self:start(spec))
 end
 
-function Transport:close()
+function Requester:close()
     self.closed = true
     self.wire:close()
 end

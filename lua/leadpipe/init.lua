@@ -12,6 +12,8 @@ local client = require "leadpipe.client"
 local errors = require "leadpipe.errors"
 local hosts = require "leadpipe.hosts"
 local filter = require "leadpipe.filter"
+local iter = require "leadpipe.iter"
+local path = require "leadpipe.path"
 
 --- The leadpipe module.
 ---@class leadpipe
@@ -34,9 +36,9 @@ _M.is_error = errors.is_error
 _M.errors = errors
 _M.hosts = hosts
 _M.filter = filter
-_M.iter = require "leadpipe.iter"
-_M.path = require "leadpipe.path"
+_M.iter = iter
+_M.path = path
 --- get(row, path) -> value | nil: nil-safe dotted path access (leadpipe.path.get).
-_M.get = filter.get
+_M.get = path.get
 
 return _M

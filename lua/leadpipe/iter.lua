@@ -6,20 +6,19 @@
 --   filter(iter, p)  map(iter, fn)  take(iter, n)  collect(iter)  count(iter)
 --   top(iter, n, key)   the best n rows by a key, with a bounded heap
 --
--- leadpipe.filter re-exports all of them. Misuse raises an error object of kind
--- "invalid_argument".
+-- Misuse raises an error object of kind "invalid_argument" (leadpipe.args).
 --
 -- Licensed under the MIT license, like the rest of leadpipe.
 
-local errors = require "leadpipe.errors"
 local path = require "leadpipe.path"
 local args = require "leadpipe.args"
+local filter = require "leadpipe.filter"
 
-local type, tostring, error = type, tostring, error
+local type, tostring = type, tostring
 local format = string.format
 local sort = table.sort
 local huge = math.huge
-local is_callable = args.is_callable
+local is_callable, fail = args.is_callable, args.fail
 
 --- An iterator of rows (a function returning the next row, nil at the end) or an array.
 ---@alias leadpipe.Rows (fun(): any)|any[]
@@ -29,13 +28,8 @@ local is_callable = args.is_callable
 ---@class leadpipe.iter
 local _M = { _VERSION = require "leadpipe.version" }
 
--- Misuse raises an error object (leadpipe.errors) of kind "invalid_argument".
-local function fail(msg)
-    error(errors.new("invalid_argument", msg, { code = "INVALID_ARGUMENT" }), 0)
-end
-
 -- Turns the `iter` argument into a function returning the next row (nil at the end).
-local function to_iter(fname, iter, level)
+local function to_iter(fname, iter)
     if is_callable(iter) then return iter end
     if type(iter) == "table" then
         local i, n = 0, #iter
@@ -45,20 +39,19 @@ local function to_iter(fname, iter, level)
             return iter[i]
         end
     end
-    fail(fname .. ": iter must be an iterator function or an array of rows, got " .. type(iter),
-        level + 1)
+    fail(fname, "iter", "must be an iterator function or an array of rows, got " .. type(iter))
 end
 
-local function check_callable(fname, name, f, level)
+local function check_callable(fname, name, f)
     if not is_callable(f) then
-        fail(format("%s: %s must be a function, got %s", fname, name, type(f)), level + 1)
+        fail(fname, name, "must be a function, got " .. type(f))
     end
 end
 
-local function check_count(fname, n, level)
+local function check_count(fname, n)
     if type(n) ~= "number" or n ~= n or n < 0 or n % 1 ~= 0 or n == huge then
-        fail(format("%s: n must be a non-negative integer, got %s", fname,
-            type(n) == "number" and tostring(n) or type(n)), level + 1)
+        fail(fname, "n", "must be a non-negative integer, got "
+            .. (type(n) == "number" and tostring(n) or type(n)))
     end
 end
 
@@ -68,11 +61,11 @@ end
 ---@param p leadpipe.Predicate|leadpipe.Where
 ---@return fun(): any
 function _M.filter(iter, p)
-    local it = to_iter("filter", iter, 2)
+    local it = to_iter("filter", iter)
     if type(p) == "table" and not is_callable(p) then
-        p = require("leadpipe.filter").where(p)
+        p = filter.where(p)
     else
-        check_callable("filter", "p", p, 2)
+        check_callable("filter", "p", p)
     end
     return function()
         while true do
@@ -89,8 +82,8 @@ end
 ---@param fn fun(row: any): any
 ---@return fun(): any
 function _M.map(iter, fn)
-    local it = to_iter("map", iter, 2)
-    check_callable("map", "fn", fn, 2)
+    local it = to_iter("map", iter)
+    check_callable("map", "fn", fn)
     return function()
         while true do
             local row = it()
@@ -106,8 +99,8 @@ end
 ---@param n integer >= 0
 ---@return fun(): any
 function _M.take(iter, n)
-    local it = to_iter("take", iter, 2)
-    check_count("take", n, 2)
+    local it = to_iter("take", iter)
+    check_count("take", n)
     local taken = 0
     return function()
         if taken >= n then return nil end
@@ -125,7 +118,7 @@ end
 ---@param iter leadpipe.Rows
 ---@return any[]
 function _M.collect(iter)
-    local it = to_iter("collect", iter, 2)
+    local it = to_iter("collect", iter)
     local out, n = {}, 0
     while true do
         local row = it()
@@ -139,7 +132,7 @@ end
 ---@param iter leadpipe.Rows
 ---@return integer
 function _M.count(iter)
-    local it = to_iter("count", iter, 2)
+    local it = to_iter("count", iter)
     local n = 0
     while it() ~= nil do n = n + 1 end
     return n
@@ -196,20 +189,20 @@ end
 ---@param key? string|leadpipe.KeyFn a dotted path or a function (default "intent.score")
 ---@return any[]
 function _M.top(iter, n, key)
-    local it = to_iter("top", iter, 2)
-    check_count("top", n, 2)
+    local it = to_iter("top", iter)
+    check_count("top", n)
     local keyfn
     if key == nil then key = "intent.score" end
     if type(key) == "string" then
         if not path.valid(key) then
-            fail(format("top: key must be a function or a dotted path string, got %q", key), 2)
+            fail("top", "key", format("must be a function or a dotted path string, got %q", key))
         end
         local parts = path.split(key)
         keyfn = function(row) return path.get_parts(row, parts) end
     elseif is_callable(key) then
         keyfn = key
     else
-        fail("top: key must be a function or a dotted path string, got " .. type(key), 2)
+        fail("top", "key", "must be a function or a dotted path string, got " .. type(key))
     end
     local heap, size, seq, ktype = {}, 0, 0, nil
     if n == 0 then
@@ -224,12 +217,12 @@ function _M.top(iter, n, key)
         if k ~= nil then
             local kt = type(k)
             if kt ~= "number" and kt ~= "string" then
-                fail("top: key values must be numbers or strings, got " .. kt, 2)
+                fail("top", "key", "values must be numbers or strings, got " .. kt)
             end
             if ktype == nil then
                 ktype = kt
             elseif kt ~= ktype then
-                fail("top: key values must all be numbers or all strings, got both", 2)
+                fail("top", "key", "values must all be numbers or all strings, got both")
             end
         end
         if size < n then

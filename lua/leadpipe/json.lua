@@ -13,13 +13,15 @@
 --       significant digits, or 17 when 14 would not read back exactly.
 --       Strings are escaped as JSON requires (", \, control characters); other bytes,
 --       UTF-8 included, pass through unchanged, and "/" is not escaped. Number keys become
---       strings. Raises on a value JSON cannot hold (function, userdata, NaN, infinity, a
---       key that is not a string or number) and on a cycle or nesting deeper than 1000.
+--       strings. Raises an invalid_argument error on a value JSON cannot hold (function,
+--       userdata, NaN, infinity, a key that is not a string or number) and on a cycle or
+--       nesting deeper than 1000.
 --   json.array(t)      -> t with core.array_mt, so that an empty t encodes as [].
 --
 -- Licensed under the MIT license, like the rest of leadpipe.
 
 local core = require "leadpipe.core"
+local args = require "leadpipe.args"
 local cjson_encode = require("cjson").encode
 
 local type, pairs, tostring, tonumber, error = type, pairs, tostring, tonumber, error
@@ -30,6 +32,11 @@ local floor, huge = math.floor, math.huge
 
 ---@class leadpipe.json
 local _M = { _VERSION = require "leadpipe.version" }
+
+-- A value encode() cannot write: "json.encode: value <rule>".
+local function cannot(rule)
+    args.fail("json.encode", "value", rule)
+end
 
 --- decode(text) -> value | nil, "decode: <reason>". JSON null becomes an absent key (and is
 --- dropped from arrays); every array carries array_mt; integral numbers are integers on 5.3+.
@@ -64,7 +71,7 @@ local math_type = math.type
 
 local function encode_number(x)
     if x ~= x or x == huge or x == -huge then
-        error("json.encode: cannot encode " .. tostring(x), 0)
+        cannot("holds " .. tostring(x) .. ", which JSON cannot encode")
     end
     if math_type and math_type(x) == "integer" then return format("%d", x) end
     if x == floor(x) and x > -MAX_EXACT and x < MAX_EXACT then
@@ -95,8 +102,8 @@ local key_cache, key_cache_n = {}, 0
 local encode_value
 
 local function encode_table(t, buf, n, depth, seen)
-    if depth > 1000 then error("json.encode: nesting deeper than 1000 (a cycle?)", 0) end
-    if seen[t] then error("json.encode: cycle in the value", 0) end
+    if depth > 1000 then cannot("is nested deeper than 1000 (a cycle?)") end
+    if seen[t] then cannot("holds a cycle") end
     seen[t] = true
     local is_array, len = array_length(t)
     if is_array then
@@ -122,7 +129,7 @@ local function encode_table(t, buf, n, depth, seen)
                 numeric[str] = k
                 k = str
             elseif kt ~= "string" then
-                error("json.encode: object keys must be strings or numbers, got " .. kt, 0)
+                cannot("has an object key that is not a string or number (a " .. kt .. ")")
             end
             m = m + 1
             keys[m] = k
@@ -167,12 +174,13 @@ encode_value = function(v, buf, n, depth, seen)
     elseif v == nil then
         buf[n] = "null"
     else
-        error("json.encode: cannot encode a " .. t, 0)
+        cannot("holds a " .. t .. ", which JSON cannot encode")
     end
     return n
 end
 
---- encode(value) -> JSON text. Raises "json.encode: ..." on a value JSON cannot hold.
+--- encode(value) -> JSON text. Raises an invalid_argument error ("json.encode: value ...")
+--- on a value JSON cannot hold.
 --- Compact, object keys sorted, so the same value always gives the same text.
 ---@param value any
 ---@return string json

@@ -5,7 +5,7 @@
 -- error; the client's results() and its page iterator both use it.
 --
 --   page.from_response(status, headers, body, ctx) -> page | nil, err
---     status, headers, body   what http.lua's Transport:finish returned on a 2xx (body
+--     status, headers, body   what http.lua's Requester:finish returned on a 2xx (body
 --                             decoded)
 --     ctx = { limit =, offset =,   what was asked for
 --             prev_total =,        the total an earlier page of the same read reported

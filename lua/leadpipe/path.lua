@@ -9,18 +9,14 @@
 --
 -- Licensed under the MIT license, like the rest of leadpipe.
 
-local errors = require "leadpipe.errors"
+local args = require "leadpipe.args"
 
-local type, tostring, tonumber, error = type, tostring, tonumber, error
+local type, tostring, tonumber = type, tostring, tonumber
 local find, sub, match, format = string.find, string.sub, string.match, string.format
+local fail = args.fail
 
 ---@class leadpipe.path
 local _M = { _VERSION = require "leadpipe.version" }
-
--- Misuse raises an error object (leadpipe.errors) of kind "invalid_argument".
-local function fail(msg)
-    error(errors.new("invalid_argument", msg, { code = "INVALID_ARGUMENT" }), 0)
-end
 
 -- Split dotted paths are cached; the cache is bounded so that many distinct paths cannot
 -- grow it without limit.
@@ -87,7 +83,7 @@ end
 ---@return any|nil value
 function _M.get(row, path)
     if not _M.valid(path) then
-        fail("get: path must be a dotted path string like \"company.name\", got "
+        fail("get", "path", "must be a dotted path string like \"company.name\", got "
             .. (type(path) == "string" and format("%q", path) or type(path)))
     end
     return _M.get_parts(row, _M.split(path))

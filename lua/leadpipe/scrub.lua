@@ -67,9 +67,13 @@ end
 
 local scrub_string = _M.string
 
+-- Tables nested deeper than this are left as they are (an error's `run` from the server is
+-- two levels deep; this only bounds the walk of a hostile one).
+local MAX_DEPTH = 64
+
 local function deep(v, key, depth)
     if type(v) == "string" then return scrub_string(v, key) end
-    if type(v) ~= "table" or depth > 64 then return v end
+    if type(v) ~= "table" or depth > MAX_DEPTH then return v end
     local renamed
     for k, x in pairs(v) do
         local nx = deep(x, key, depth + 1)

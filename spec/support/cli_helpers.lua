@@ -1,5 +1,8 @@
 -- Helpers for the CLI, format and example specs: an RFC 4180 CSV parser, in-memory
--- stdout/stderr, and running a command as a subprocess with its output and exit status.
+-- stdout/stderr, and running bin/leadpipe as a subprocess with its output and exit status.
+-- The shell and file helpers they use are spec/support/shell.lua's.
+
+local shell = require "spec.support.shell"
 
 local _M = {}
 
@@ -24,33 +27,21 @@ function _M.getenv(t)
     return function(name) return t[name] end
 end
 
-local function shell_quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+-- The shell and file helpers (spec/support/shell.lua), under the names these specs use.
+local shell_quote = shell.quote
 _M.shell_quote = shell_quote
+_M.read_file = shell.read_file
+_M.sh = shell.sh
 
-local function read_file(path)
-    local f = io.open(path, "rb")
-    if not f then return "" end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
-_M.read_file = read_file
-
---- The Lua interpreter the specs run with (LEADPIPE_LUA from the Makefile).
-_M.lua = os.getenv("LEADPIPE_LUA") or "lua5.4"
-
---- sh(command_line) -> stdout, stderr, status. Runs `command_line` with sh; the status is
--- the command's exit status as a number (portable: read from a file, not from popen).
-function _M.sh(command_line)
-    local out, err, st = os.tmpname(), os.tmpname(), os.tmpname()
-    os.execute("( " .. command_line .. " ) >" .. out .. " 2>" .. err .. " </dev/null; echo $? >" .. st)
-    local stdout, stderr = read_file(out), read_file(err)
-    local status = tonumber(read_file(st):match("%d+"))
-    os.remove(out); os.remove(err); os.remove(st)
-    return stdout, stderr, status
-end
+--- The Lua interpreter the specs run with: LEADPIPE_LUA (set by the Makefile), else the
+--- interpreter running this process.
+_M.lua = (function()
+    local env = os.getenv("LEADPIPE_LUA")
+    if env and env ~= "" then return env end
+    local i = 0
+    while arg and arg[i - 1] do i = i - 1 end
+    return arg and arg[i] or "lua5.4"
+end)()
 
 --- run(args, env) -> stdout, stderr, status of `$LUA bin/leadpipe args...` with the
 -- variables in `env` set (and LEADPIPE_API_KEY / LEADPIPE_BASE_URL unset unless given).

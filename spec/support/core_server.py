@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A small HTTP/1.1 server for spec/core_spec.lua: the transport cases the fake
+"""A small HTTP/1.1 server for spec/core_http_spec.lua: the wire cases the fake
 API (leadpipe.mock) does not cover: 1xx responses, connection resets, truncated
 and oversized bodies, a server that never answers, repeated headers.
 

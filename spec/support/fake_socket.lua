@@ -1,6 +1,6 @@
 -- spec/support/fake_socket.lua: an object with the read side of an OpenResty cosocket
 -- (receive(n), receiveany(max), settimeout(ms)) that replays scripted bytes, so the
--- HTTP/1.1 parser of the cosocket transport (transport/http1.lua) runs in plain busted.
+-- HTTP/1.1 parser of the cosocket wire (wire/http1_parser.lua) runs in plain busted.
 --
 --   local sock = fake_socket.new({ "HTTP/1.1 200 OK\r\n", "Content-Length: 2\r\n\r\nok" },
 --                                { finish = "closed" })

@@ -1,5 +1,5 @@
 -- spec/support/openresty.lua: a real nginx (Debian's nginx + libnginx-mod-http-lua) for the
--- cosocket transport's specs and benchmark. Writes a temporary prefix with an nginx.conf,
+-- cosocket wire's specs and benchmark. Writes a temporary prefix with an nginx.conf,
 -- a test CA and a server certificate (openssl), starts nginx with one worker on free
 -- loopback ports, and stops it.
 --
@@ -16,18 +16,8 @@ local _M = {}
 local MODULES = "/usr/lib/nginx/modules"
 local JIT_CORE = "build/jit/leadpipe/core.so"
 
-local function sh(cmd)
-    local ok = os.execute(cmd)
-    return ok == true or ok == 0
-end
-
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+local shell = require "spec.support.shell"
+local sh, read = shell.ok, shell.read_file
 
 local function write(path, text)
     local f = assert(io.open(path, "wb"))

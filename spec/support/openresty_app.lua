@@ -113,7 +113,7 @@ end
 
 -- GET /deadline: a wire request to /slow with a 0.2 s deadline.
 function _M.deadline()
-    local wire = client.transport.wire
+    local wire = client.requester.wire
     local t0 = core.now()
     local h = wire:send{ method = "GET", url = cfg.self_url .. "/slow", headers = {} }
     local status, msg, kind = wire:wait(h, core.now() + 0.2)
@@ -122,7 +122,7 @@ end
 
 -- GET /cancel: starts two requests to /slow, cancels them, then one more request works.
 function _M.cancel()
-    local wire = client.transport.wire
+    local wire = client.requester.wire
     local t0 = core.now()
     local a = wire:send{ method = "GET", url = cfg.self_url .. "/slow", headers = {} }
     local b = wire:send{ method = "GET", url = cfg.self_url .. "/slow", headers = {} }
@@ -148,7 +148,7 @@ end
 -- GET /stale: two requests in a row to /flaky through the wire; the second finds its kept-
 -- alive connection dropped and must be sent again on another one.
 function _M.stale()
-    local wire = client.transport.wire
+    local wire = client.requester.wire
     local out = {}
     for i = 1, 2 do
         local status, _, body = wire:wait(wire:send{ method = "GET", url = cfg.self_url .. "/flaky" })

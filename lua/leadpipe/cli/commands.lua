@@ -1,12 +1,18 @@
 -- leadpipe.cli.commands: what each `leadpipe` command does, given the parsed command line.
 --
 -- Each command is commands[name](ctx) -> exit status, where ctx holds: opts (the parsed
--- line, see cli/parser.lua), stdout, stderr, getenv, tty (show progress), now (clock), and
--- ctx.client once made (cli/init.lua closes it). Failures are raised (never printed here):
+-- line, see cli/parser.lua), stdout, stderr, getenv, tty (show progress), now (a clock for
+-- the progress display; default the client's host clock), and ctx.client once made
+-- (cli/init.lua closes it). Failures are raised (never printed here):
 --   cli.usage(message)      a usage error (exit 2)
 --   an error object         from the library (exit 1; invalid_argument: 2)
 --   { write_failed = true, message = }   stdout could not be written (exit 1)
 
+local leadpipe = require "leadpipe"
+local filter = require "leadpipe.filter"
+local fmt = require "leadpipe.format"
+local json = require "leadpipe.json"
+local parser = require "leadpipe.cli.parser"
 local progress = require "leadpipe.cli.progress"
 
 local format, match, gsub = string.format, string.match, string.gsub
@@ -52,7 +58,6 @@ local function make_client(ctx)
     end
     local base_url = opts.base_url or ctx.getenv("LEADPIPE_BASE_URL")
     if base_url == "" then base_url = nil end
-    local leadpipe = require "leadpipe"
     local ok, client = pcall(leadpipe.new, { api_key = key, base_url = base_url,
         max_retries = opts.retries })
     if not ok then
@@ -66,12 +71,11 @@ local function make_client(ctx)
 end
 
 local function new_progress(ctx)
-    return ctx.tty and progress.new(ctx.stderr, ctx.now) or nil
+    return ctx.tty and progress.new(ctx.stderr, ctx.now or ctx.client.host.now) or nil
 end
 
 -- Writes rows (an array) with format.writer.
 local function write_rows(ctx, rows, fields, default_fmt)
-    local fmt = require "leadpipe.format"
     local name = ctx.opts.format or default_fmt
     local writer = fmt.writer(name, ctx.stdout, (name == "table" or name == "csv") and fields or nil)
     for _, row in ipairs(rows) do check_write(writer:write(row)) end
@@ -158,7 +162,6 @@ end
 -- Checks the where table now, so that a bad value is named as the option the user typed.
 local function check_where(where)
     if not where then return end
-    local filter = require "leadpipe.filter"
     local ok, err = pcall(filter.where, where)
     if not ok then
         local msg = gsub(tostring(type(err) == "table" and err.message or err), "^where: ", "")
@@ -176,7 +179,6 @@ end
 function commands.results(ctx)
     local opts = ctx.opts
     local aud, run_id = opts.AUDIENCE, opts.RUN
-    local fmt = require "leadpipe.format"
     local where = _M.where_from(opts)
     check_where(where)
     local fields
@@ -241,7 +243,7 @@ function commands.stats(ctx)
     local stats, err = client:stats(opts.AUDIENCE, opts.RUN, wait_opts(opts, p))
     if p then p:finish() end
     if not stats then api_error(err) end
-    write(ctx, require("leadpipe.json").encode(stats), "\n")
+    write(ctx, json.encode(stats), "\n")
     return 0
 end
 
@@ -266,6 +268,7 @@ end
 -- ===== mock and help =====
 
 function commands.mock(ctx)
+    -- the fake API is a rock of its own (leadpipe-mock): loaded only by this command
     local mock = require "leadpipe.mock"
     local opts = ctx.opts
     local conf = { port = opts.port or 8080, output = ctx.stdout, duration = opts.duration,
@@ -284,7 +287,6 @@ function commands.mock(ctx)
 end
 
 function commands.help(ctx)
-    local parser = require "leadpipe.cli.parser"
     local topic = ctx.opts.help_topic
     if topic and not commands[topic] then
         usage(format("unknown command %q", topic))

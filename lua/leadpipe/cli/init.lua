@@ -13,7 +13,8 @@
 --   env.isatty               boolean: whether to show progress on stderr (default: when
 --                            `test -t 2` says stderr is a terminal and the rows do not go
 --                            to a terminal too; LEADPIPE_PROGRESS=1 or 0 decides instead)
---   env.now                  monotonic clock in seconds (default leadpipe.core.now)
+--   env.now                  monotonic clock in seconds for the progress display (default
+--                            the clock of the client's host)
 -- main() returns the exit status and never raises: 0 ok, 1 API or network error, 2 usage
 -- error, 130 interrupted (Ctrl-C). `leadpipe` alone prints the help on stdout and exits 2
 -- (nothing was done). Every failure is one line on stderr; progress goes to stderr only
@@ -99,7 +100,7 @@ function _M.main(args, env)
                 return 0
             end
             if perr.version then
-                cmds.check_write(stdout:write(PROG, " ", require("leadpipe").VERSION, "\n"))
+                cmds.check_write(stdout:write(PROG, " ", _M._VERSION, "\n"))
                 flush()
                 return 0
             end
@@ -121,7 +122,7 @@ function _M.main(args, env)
         else
             ctx.tty = WAITS[cmd] and default_progress(getenv, cmd, opts) or false
         end
-        if ctx.tty then ctx.now = env.now or require("leadpipe.core").now end
+        ctx.now = env.now
         local status = cmds.commands[cmd](ctx)
         flush() -- buffered output may only fail now (a full disk)
         return status

@@ -89,7 +89,7 @@ function M.top(min_score, on_done)
         local run = assert(client:create_run(audience))
         vim.notify("leadpipe: queued run " .. run.id, vim.log.levels.INFO)
         assert(client:wait_run(audience, run.id, { interval = 0.25 }))
-        local best = leadpipe.filter.top(client:people(audience, run.id, {
+        local best = leadpipe.iter.top(client:people(audience, run.id, {
             limit = 500,
             where = { min_score = min_score, seniority_at_least = "director" },
         }), 10)

@@ -1,12 +1,14 @@
--- leadpipe.transport.curl: moves bytes with libcurl (a leadpipe.core session).
+-- leadpipe.wire.curl: moves bytes with libcurl (a leadpipe.core session).
 --
--- A transport ("wire") is what http.lua sends requests through. Every wire has the same
--- five methods, so retries, redirects, key scoping and error objects stay one piece of
--- code above it (see transport/cosocket.lua for the OpenResty one):
+-- A wire is what the request layer (http.lua) sends requests through; the host names it
+-- (host.wire, default "curl"). Every wire has the same five methods, so retries,
+-- redirects, key scoping and error objects stay one piece of code above it (see
+-- wire/cosocket.lua for the OpenResty one):
 --   wire:send{ method=, url=, headers=, body= } -> handle    on the wire when it returns
 --   wire:wait(handle, deadline, keep) -> status, headers, body (headers: lower-case names;
---                                  keep: a 2xx body is the request itself, its body left
---                                  in C memory for core.decode; close it after)
+--                                  keep: a 2xx body may stay in C memory, a
+--                                  leadpipe.body that core.decode reads in place;
+--                                  close it after)
 --                                | nil, message, kind        (kind: "resolve", "connect",
 --        "tls", "timeout", "reset", "too_large", "aborted", "network"); `deadline` (host
 --        clock, optional) cuts the wait: the request is dropped and kind is "timeout"
@@ -34,7 +36,7 @@
 
 local core = require "leadpipe.core"
 
-local setmetatable, pairs, pcall, tostring = setmetatable, pairs, pcall, tostring
+local setmetatable, pairs, pcall, tostring, type = setmetatable, pairs, pcall, tostring, type
 local min, ceil = math.min, math.ceil
 local concat = table.concat
 
@@ -119,14 +121,18 @@ function drive(self, fd, events)
     if self.closed then return end
     local ok, err = pcall(self.session.socket_action, self.session, fd, events)
     if ok then ok, err = pcall(apply, self) end
-    if not ok then self.failure = self.failure or tostring(err) end
+    if not ok then
+        -- an error object (a host's io that failed) or a message
+        self.failure = self.failure or (type(err) == "table" and tostring(err.message) or tostring(err))
+    end
     wake_done(self)
 end
 
--- The outcome of a finished req; it is closed unless its body stayed in it (keep).
+-- The outcome of a finished req, which is closed (with keep, a 2xx body comes as a
+-- leadpipe.body that took the bytes over).
 local function outcome(req, keep)
     local status, headers, body = req:response(keep)
-    if body ~= req then req:close() end
+    req:close()
     return status, headers, body
 end
 

@@ -1,8 +1,8 @@
--- leadpipe.transport.cosocket: moves bytes over OpenResty cosockets (ngx.socket.tcp).
+-- leadpipe.wire.cosocket: moves bytes over OpenResty cosockets (ngx.socket.tcp).
 --
--- The wire of the "openresty" host (see transport/curl.lua for the five methods every wire
+-- The wire of the "openresty" host (see wire/curl.lua for the five methods every wire
 -- has). The HTTP/1.1 it speaks (request head, response parser, gzip) is
--- transport/http1.lua; this file owns the sockets, the light threads and the phases:
+-- wire/http1_parser.lua; this file owns the sockets, the light threads and the phases:
 --   sockets   connect/TLS/keep-alive are nginx's: its `resolver`, `lua_ssl_trusted_certificate`
 --             and `lua_ssl_verify_depth`, `lua_socket_keepalive_timeout` and
 --             `lua_socket_pool_size` apply. One pool per worker for each
@@ -23,7 +23,7 @@
 -- created anywhere (init_worker_by_lua* is the usual place).
 
 local core = require "leadpipe.core"
-local http1 = require "leadpipe.transport.http1"
+local http1 = require "leadpipe.wire.http1_parser"
 
 local setmetatable, tostring, type, pairs, pcall, next, error =
     setmetatable, tostring, type, pairs, pcall, next, error
@@ -61,7 +61,7 @@ end
 function _M.new(cfg, host)
     local ngx = ngx -- luacheck: ignore (read global only here)
     if type(ngx) ~= "table" or type(ngx.socket) ~= "table" then
-        error("leadpipe: the cosocket transport needs OpenResty (ngx.socket.tcp)", 2)
+        error("leadpipe: the cosocket wire needs OpenResty (ngx.socket.tcp)", 2)
     end
     ngx_api = ngx
     return setmetatable({
@@ -159,7 +159,7 @@ end
 local function run(self, h)
     local ok, status, headers, body = pcall(exchange, self, h)
     h.done = true
-    if not ok then return nil, "cosocket transport: " .. tostring(status), "network" end
+    if not ok then return nil, "cosocket wire: " .. tostring(status), "network" end
     return status, headers, body
 end
 

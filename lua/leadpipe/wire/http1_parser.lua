@@ -1,5 +1,6 @@
--- leadpipe.transport.http1: the HTTP/1.1 the cosocket wire speaks, apart from any socket
--- API so that it is tested with a fake socket in plain Lua (spec/http1_spec.lua).
+-- leadpipe.wire.http1_parser: the HTTP/1.1 the cosocket wire speaks (a request builder and
+-- a response parser, not a wire), apart from any socket API so that it is tested with a
+-- fake socket in plain Lua (spec/http1_spec.lua).
 --
 --   parse_url(url)            -> scheme, host, port, target, authority | nil, message
 --   build_request(spec, authority, target, user_agent)

@@ -1,0 +1,120 @@
+-- leadpipe.client.base: what every method family of the client shares. The Client class
+-- (its methods are added by client/runs.lua, waiting.lua, results.lua, audiences.lua and
+-- exports.lua), the one preamble every method runs first (enter), the API's paths, the
+-- `data` of a response envelope, and the start and finish of one results page.
+--
+-- Conventions of every method: calls that do one thing return `value` or `nil, err`;
+-- iterators raise `err` (a `for` loop that stopped silently would lose rows). Bad arguments
+-- are caught before any request: calls return an error of kind "invalid_argument",
+-- iterator constructors and leadpipe.new raise it. Every wait goes through the client's
+-- host (leadpipe.hosts).
+
+local core = require "leadpipe.core"
+local errors = require "leadpipe.errors"
+local args = require "leadpipe.args"
+local page_mod = require "leadpipe.page"
+
+local type, getmetatable = type, getmetatable
+
+local _M = { _VERSION = require "leadpipe.version" }
+
+---@class leadpipe.Client
+local Client = {}
+Client.__index = Client
+Client.__name = "leadpipe.client"
+_M.Client = Client
+
+local check_id, check_int, check_opts, first, closed =
+    args.check_id, args.check_int, args.check_opts, args.first, args.closed
+
+-- Calls that take no options still refuse any (a misspelt wait = true must not pass silently).
+local NO_OPTS = {}
+
+-- The preamble of every method: the client is open, its host may wait here (event-loop
+-- hosts need a coroutine; the error names the caller's line) and `opts` holds only the
+-- names of the set `allowed` (none when nil). Returns the options (a table, {} for nil),
+-- or nil, err. Call it directly from the method: the host's error counts the frames.
+function _M.enter(self, fname, opts, allowed)
+    if self.closed then return nil, closed(fname) end
+    local check = self.host.check
+    local err = check and check(fname, 3)
+    if err then return nil, err end
+    return check_opts(fname, opts, allowed or NO_OPTS)
+end
+
+-- ===== paths and envelopes =====
+
+function _M.audience_path(aud)
+    return "/v1/intent/audiences/" .. aud
+end
+
+function _M.run_path(aud, run_id)
+    return "/v1/intent/audiences/" .. aud .. "/runs/" .. run_id
+end
+
+-- The calls whose `data` is an array; every other call's is an object.
+local ARRAY_DATA = { list_runs = true, audiences = true }
+
+-- The `data` of a response envelope: returns data, or nil, err for the request layer's
+-- error (status nil) or a body without a data object (an array for list_runs, audiences).
+function _M.data_of(what, status, headers_or_err, body)
+    if not status then return nil, headers_or_err end
+    local data = type(body) == "table" and body.data
+    local want_array = ARRAY_DATA[what] == true
+    if type(data) ~= "table" or (getmetatable(data) == core.array_mt) ~= want_array then
+        return nil, errors.new("decode", what .. " response has no data " .. (want_array and "array"
+            or "object"), { status = status, code = "BAD_RESPONSE" })
+    end
+    return data
+end
+
+function _M.check_run_ids(fname, aud, run_id)
+    return check_id(fname, "audience_id", aud) or check_id(fname, "run_id", run_id)
+end
+
+-- The run ids and the limit and offset of a results page.
+function _M.check_page_args(fname, aud, run_id, o)
+    return first(_M.check_run_ids(fname, aud, run_id),
+        check_int(fname, "limit", o.limit, 1, 500), check_int(fname, "offset", o.offset, 0, 2 ^ 53))
+end
+
+-- ===== one results page =====
+
+-- Puts the request for a results page on the wire (it never waits). `decode` replaces
+-- core.decode for the body; `deadline` (host clock) cuts a wait for it.
+function _M.start_page(self, aud, run_id, limit, offset, decode, deadline)
+    return self.requester:start{
+        path = _M.run_path(aud, run_id) .. "/results",
+        query = { limit = limit, offset = offset },
+        decode = decode,
+        deadline = deadline,
+    }
+end
+
+-- Finishes a results call and checks the page invariants (leadpipe.page); `seen` is what
+-- the same read learnt from its pages so far ({ total =, ids = }), or nil. page.rows is how
+-- many rows the page had; page.kept, when a decoder with a pushed-down `where` built only
+-- some of them (then page.results holds just those), how many it kept.
+function _M.finish_page(self, call, limit, offset, seen)
+    local requester = self.requester
+    local status, headers, body, nrows, nkept = requester:finish(call)
+    if not status then return nil, headers end
+    local page, err = page_mod.from_response(status, headers, body, {
+        limit = limit, offset = offset, prev_total = seen and seen.total,
+        prev_ids = seen and seen.ids, scrub = requester:scrubber(),
+        rows = nkept and nrows, kept = nkept,
+    })
+    if page then
+        page.rows = nrows and nkept and nrows or #page.results
+        page.kept = nkept
+    end
+    return page, err
+end
+
+-- One results page for a waiting loop: the request in flight is cut at the deadline.
+function _M.fetch_page(self, aud, run_id, limit, offset, deadline)
+    return _M.finish_page(self, _M.start_page(self, aud, run_id, limit, offset, nil, deadline),
+        limit, offset)
+end
+
+return _M

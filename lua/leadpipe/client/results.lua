@@ -1,0 +1,186 @@
+-- leadpipe.client.results: a run's rows. client:results (one page), client:pages (every
+-- page, through the page pipeline, leadpipe.pipeline) and client:people (every row, with
+-- `where` pushed down into the decoder when it can take it).
+
+local core = require "leadpipe.core"
+local errors = require "leadpipe.errors"
+local args = require "leadpipe.args"
+local filter = require "leadpipe.filter"
+local json = require "leadpipe.json"
+local base = require "leadpipe.client.base"
+local waiting = require "leadpipe.client.waiting"
+local pipeline = require "leadpipe.pipeline"
+
+local setmetatable, type, tostring, pairs, error, pcall =
+    setmetatable, type, tostring, pairs, error, pcall
+
+local _M = { _VERSION = require "leadpipe.version" }
+
+local invalid, check_int, check_function, set, closed =
+    args.invalid, args.check_int, args.check_function, args.set, args.closed
+local enter, check_page_args, start_page, finish_page =
+    base.enter, base.check_page_args, base.start_page, base.finish_page
+local check_wait_opts, with_wait_opts = waiting.check_wait_opts, waiting.with_wait_opts
+local page_iterator = pipeline.page_iterator
+
+---@class leadpipe.Client
+local Client = base.Client
+
+local RESULTS_OPTS = set{ "limit", "offset" }
+
+--- client:results(audience_id, run_id, { limit = 100, offset = 0 }) -> page | nil, err
+--- page = { state = "queued"|"running"|"completed", run, results, total, limit, offset }.
+--- A failed or cancelled run is an error of kind run_failed / run_cancelled with err.run.
+---@param aud string audience id (UUID)
+---@param run_id string run id (UUID)
+---@param opts? leadpipe.ResultsOpts
+---@return leadpipe.Page|nil page
+---@return leadpipe.Error|nil err
+function Client:results(aud, run_id, opts)
+    local fname = "results"
+    local o, err = enter(self, fname, opts, RESULTS_OPTS)
+    if not o then return nil, err end
+    err = check_page_args(fname, aud, run_id, o)
+    if err then return nil, err end
+    local limit, offset = o.limit or 100, o.offset or 0
+    return finish_page(self, start_page(self, aud, run_id, limit, offset), limit, offset)
+end
+
+local PAGES_NAMES = { "limit", "offset", "wait", "prefetch" }
+local PAGES_OPTS = with_wait_opts(PAGES_NAMES)
+
+-- Checks the arguments shared by pages() and people().
+local function check_iter_args(fname, aud, run_id, o)
+    local err = check_page_args(fname, aud, run_id, o)
+        or check_int(fname, "prefetch", o.prefetch, 0, pipeline.MAX_PREFETCH) or check_wait_opts(fname, o)
+    if err then return err end
+    if o.wait ~= nil and type(o.wait) ~= "boolean" then
+        return invalid(fname, "wait", "must be a boolean (got " .. type(o.wait) .. ")")
+    end
+end
+
+--- client:pages(audience_id, run_id, { limit = 100, offset = 0, wait = true, prefetch = 64,
+---  timeout =, interval =, max_interval =, on_poll = }) -> iterator of pages
+--- Follows the documented stop rule (offset + #results >= total). Waits for a pending run
+--- unless wait = false. Up to `prefetch` pages (0..64, default 64; 0: one at a time) are on
+--- the wire ahead of the one being read: as many as the reader gets through in one round
+--- trip, plus two (leadpipe/window.lua), halved on a 429 or 503. Pages come out in offset
+--- order.
+--- Raises on bad arguments; the iterator raises a leadpipe.Error. The fourth value closes
+--- the iterator (Lua 5.4 to-be-closed), dropping prefetched pages.
+---@param aud string audience id (UUID)
+---@param run_id string run id (UUID)
+---@param opts? leadpipe.PagesOpts
+---@return fun(): leadpipe.Page|nil iter
+---@return nil
+---@return nil
+---@return table closer
+function Client:pages(aud, run_id, opts)
+    local fname = "pages"
+    local o, err = enter(self, fname, opts, PAGES_OPTS)
+    if not o then error(err, 2) end
+    err = check_iter_args(fname, aud, run_id, o)
+    if err then error(err, 2) end
+    return page_iterator(self, aud, run_id, o, fname)
+end
+
+local PEOPLE_OPTS = with_wait_opts{ "limit", "offset", "wait", "prefetch", "where", "filter",
+                                    "on_page", "raw" }
+
+-- The where{} of people() as (decode, lua_predicate): with a decoder that takes a compiled
+-- predicate (core.decode_page), rows that fail it are never built and the Lua predicate is
+-- nil; otherwise the Lua predicate runs on every decoded row. `raw` asks the decoder for
+-- each kept row's JSON text instead of a table. Raises an invalid_argument error.
+local function compile_where(fname, where, raw)
+    local compiled
+    if where ~= nil then
+        local ok, c = pcall(filter.compile, where)
+        if not ok then
+            error(invalid(fname, "where", (tostring(errors.is_error(c) and c.message or c)
+                :gsub("^where: ", ""))), 0)
+        end
+        compiled = c
+    end
+    local decode_page = core.decode_page
+    if decode_page and (raw or (compiled and compiled.native)) then
+        local native = compiled and compiled.native
+        return function(body) return decode_page(body, native, raw) end, nil
+    end
+    return nil, compiled and compiled.fn
+end
+
+--- client:people(audience_id, run_id, { where = {...}, filter = fn, on_page = fn, raw = false,
+---  ...pages opts }) -> iterator of person rows across pages, each exactly once.
+--- `where` is data and is pushed down into the decoder when it can take it; `filter` is any
+--- function, applied after. on_page(page) sees page.rows (rows on the page), page.kept (rows
+--- that passed `where`) and page.results (only those rows). With raw = true each row is its
+--- JSON text (for writing JSON lines without building tables); `filter` is then not allowed.
+--- Raises on bad arguments; the iterator raises a leadpipe.Error. The fourth value closes
+--- the iterator (Lua 5.4 to-be-closed).
+---@param aud string audience id (UUID)
+---@param run_id string run id (UUID)
+---@param opts? leadpipe.PeopleOpts
+---@return fun(): leadpipe.Person|nil iter rows (strings of JSON with raw = true)
+---@return nil
+---@return nil
+---@return table closer
+function Client:people(aud, run_id, opts)
+    local fname = "people"
+    local o, err = enter(self, fname, opts, PEOPLE_OPTS)
+    if not o then error(err, 2) end
+    err = check_iter_args(fname, aud, run_id, o) or check_function(fname, "filter", o.filter)
+        or check_function(fname, "on_page", o.on_page)
+    if not err and o.raw ~= nil and type(o.raw) ~= "boolean" then
+        err = invalid(fname, "raw", "must be a boolean (got " .. type(o.raw) .. ")")
+    end
+    if not err and o.raw and o.filter then
+        err = invalid(fname, "filter", "cannot be used with raw = true (rows are JSON text); use where")
+    end
+    if err then error(err, 2) end
+    local ok, decode, where_fn = pcall(compile_where, fname, o.where, o.raw)
+    if not ok then error(decode, 2) end
+    local page_opts = { decode = decode }
+    for k in pairs(PAGES_OPTS) do page_opts[k] = o[k] end
+    local pages, _, _, closer = page_iterator(self, aud, run_id, page_opts, fname)
+    local on_page, pred = o.on_page, o.filter
+    local encode = o.raw and not decode and json.encode
+    local requester = self.requester
+    local results, i = nil, 0
+    local iter = function()
+        if self.closed then error(closed(fname), 0) end
+        while true do
+            if results then
+                i = i + 1
+                local row = results[i]
+                if row == nil then
+                    results = nil
+                else
+                    -- let prefetched pages arrive while the caller works on rows
+                    if i % 128 == 0 then requester:pump() end
+                    if not pred or pred(row) then return row end
+                end
+            else
+                local page = pages()
+                if not page then return nil end
+                if where_fn or encode then
+                    local kept, n = setmetatable({}, core.array_mt), 0
+                    local all = page.results
+                    for j = 1, #all do
+                        local row = all[j]
+                        if not where_fn or where_fn(row) then
+                            n = n + 1
+                            kept[n] = encode and encode(row) or row
+                        end
+                    end
+                    page.results = kept
+                    if where_fn then page.kept = n end
+                end
+                if on_page then on_page(page) end
+                results, i = page.results, 0
+            end
+        end
+    end
+    return iter, nil, nil, closer
+end
+
+return _M
