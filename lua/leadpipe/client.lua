@@ -15,8 +15,9 @@ local args = require "leadpipe.args"
 local page_mod = require "leadpipe.page"
 local window = require "leadpipe.window"
 
-local setmetatable, getmetatable, type, tostring, pairs, error =
-    setmetatable, getmetatable, type, tostring, pairs, error
+local setmetatable, getmetatable, type, tostring, pairs = setmetatable, getmetatable, type, tostring, pairs
+-- Every raise here is of an error object: errors.raise makes it printable on PUC Lua 5.1 too.
+local error = errors.raise
 local min, ceil = math.min, math.ceil
 local remove = table.remove
 local getenv = os.getenv

@@ -23,7 +23,7 @@ local iter = require "leadpipe.iter"
 local argcheck = require "leadpipe.args"
 
 local type, tostring, tonumber, select = type, tostring, tonumber, select
-local pairs, ipairs, next, error = pairs, ipairs, next, error
+local pairs, ipairs, next = pairs, ipairs, next
 local lower, find, match, format = string.lower, string.find, string.match, string.format
 local concat, sort = table.concat, table.sort
 local is_callable = argcheck.is_callable
@@ -63,7 +63,7 @@ local _M = { _VERSION = require "leadpipe.version" }
 
 -- Misuse raises an error object (leadpipe.errors) of kind "invalid_argument".
 local function fail(msg)
-    error(errors.new("invalid_argument", msg, { code = "INVALID_ARGUMENT" }), 0)
+    errors.raise(errors.new("invalid_argument", msg, { code = "INVALID_ARGUMENT" }), 0)
 end
 
 -- ===== Seniority ranks =====================================================================

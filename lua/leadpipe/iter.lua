@@ -15,7 +15,7 @@ local errors = require "leadpipe.errors"
 local path = require "leadpipe.path"
 local args = require "leadpipe.args"
 
-local type, tostring, error = type, tostring, error
+local type, tostring = type, tostring
 local format = string.format
 local sort = table.sort
 local huge = math.huge
@@ -31,7 +31,7 @@ local _M = { _VERSION = require "leadpipe.version" }
 
 -- Misuse raises an error object (leadpipe.errors) of kind "invalid_argument".
 local function fail(msg)
-    error(errors.new("invalid_argument", msg, { code = "INVALID_ARGUMENT" }), 0)
+    errors.raise(errors.new("invalid_argument", msg, { code = "INVALID_ARGUMENT" }), 0)
 end
 
 -- Turns the `iter` argument into a function returning the next row (nil at the end).

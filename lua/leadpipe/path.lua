@@ -11,7 +11,7 @@
 
 local errors = require "leadpipe.errors"
 
-local type, tostring, tonumber, error = type, tostring, tonumber, error
+local type, tostring, tonumber = type, tostring, tonumber
 local find, sub, match, format = string.find, string.sub, string.match, string.format
 
 ---@class leadpipe.path
@@ -19,7 +19,7 @@ local _M = { _VERSION = require "leadpipe.version" }
 
 -- Misuse raises an error object (leadpipe.errors) of kind "invalid_argument".
 local function fail(msg)
-    error(errors.new("invalid_argument", msg, { code = "INVALID_ARGUMENT" }), 0)
+    errors.raise(errors.new("invalid_argument", msg, { code = "INVALID_ARGUMENT" }), 0)
 end
 
 -- Split dotted paths are cached; the cache is bounded so that many distinct paths cannot
