@@ -41,7 +41,11 @@ SIMDJSON_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags $(SIMDJSON_PC) 2>/dev/null)
 SIMDJSON_LIBS   ?= $(shell $(PKG_CONFIG) --libs $(SIMDJSON_PC) 2>/dev/null || echo -lsimdjson)
 
 OPTFLAGS    ?= -O2 -g
-WARNFLAGS   ?= -Wall -Wextra -Werror
+# -Werror in the builds of this checkout (development, CI); the rock builds on users'
+# machines go without it (WERROR=), so that a newer compiler's new warning cannot fail an
+# install.
+WERROR      ?= -Werror
+WARNFLAGS   ?= -Wall -Wextra $(WERROR)
 CFLAGS      ?= $(OPTFLAGS)
 # The version, written once in lua/leadpipe/version.lua.
 VERSION     := $(shell sed -n 's/^return "\(.*\)"$$/\1/p' lua/leadpipe/version.lua)
@@ -103,7 +107,9 @@ DEB_PACKAGES ?= $(LUA_PACKAGES) lua-cjson lua-argparse lua-busted lua-check \
 	curl tmux python3 \
 	nginx-light libnginx-mod-http-lua openssl neovim lua-luv jq clang libclang-rt-14-dev luarocks
 
-BUSTED       = $(LUA) /usr/bin/busted --cpath="./$(BUILD)/?.so"
+# busted's runner, a Lua script (Debian's lua-busted), run by the Lua under test.
+BUSTED_BIN  ?= $(shell command -v busted 2>/dev/null || echo busted)
+BUSTED       = $(LUA) $(BUSTED_BIN) --cpath="./$(BUILD)/?.so"
 LUA_ENV      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./$(BUILD)/?.so;;"
 
 .PHONY: rock rock-install rock-mock rock-mock-install all deps build test check lint spec valgrind asan \
@@ -253,7 +259,7 @@ INST_LUADIR ?= $(LUA_SHAREDIR)
 ROCK_LUA     = $(filter-out leadpipe/mock.lua,$(LUA_FILES))
 
 rock:
-	@$(MAKE) --no-print-directory $(ROCK_BUILD)/leadpipe/core.so BUILD=$(ROCK_BUILD)
+	@$(MAKE) --no-print-directory $(ROCK_BUILD)/leadpipe/core.so BUILD=$(ROCK_BUILD) WERROR=
 
 rock-install:
 	install -d $(INST_LIBDIR)/leadpipe
@@ -261,15 +267,24 @@ rock-install:
 	@for f in $(ROCK_LUA); do install -D -m 0644 lua/$$f $(INST_LUADIR)/$$f || exit 1; done
 
 rock-mock:
-	@$(MAKE) --no-print-directory $(ROCK_BUILD)/leadpipe/mockserver.so BUILD=$(ROCK_BUILD)
+	@$(MAKE) --no-print-directory $(ROCK_BUILD)/leadpipe/mockserver.so BUILD=$(ROCK_BUILD) WERROR=
 
 rock-mock-install:
 	install -d $(INST_LIBDIR)/leadpipe
 	install -m 0755 $(ROCK_BUILD)/leadpipe/mockserver.so $(INST_LIBDIR)/leadpipe/
 	install -D -m 0644 lua/leadpipe/mock.lua $(INST_LUADIR)/leadpipe/mock.lua
 
+# ... and the folders left empty below PREFIX (lib/lua/<ver>, share/lua/<ver>, bin and their
+# parents while empty; never PREFIX itself nor anything outside it).
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/leadpipe $(DESTDIR)$(LUA_SHAREDIR)/leadpipe $(DESTDIR)$(BINDIR)/leadpipe
+	@top='$(DESTDIR)$(PREFIX)'; top=$${top%/}; \
+	for d in '$(DESTDIR)$(LUA_LIBDIR)' '$(DESTDIR)$(LUA_SHAREDIR)' '$(DESTDIR)$(BINDIR)'; do \
+		d=$${d%/}; \
+		while case "$$d" in "$$top"/*) true ;; *) false ;; esac && rmdir "$$d" 2>/dev/null; do \
+			echo "rmdir $$d"; d=$$(dirname "$$d"); \
+		done; \
+	done
 
 clean:
 	rm -rf build
