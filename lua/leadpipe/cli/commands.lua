@@ -201,9 +201,7 @@ function commands.results(ctx)
             wait = not opts.no_wait,
             timeout = opts.timeout,
             on_poll = p and function(page) p:waiting(run_id, page.state) end or nil,
-            on_page = p and function(page)
-                p:page(page, page.offset + #page.results >= (page.total or 0))
-            end or nil,
+            on_page = p and function(page) p:page(page) end or nil,
         }) }
         closer = it[4]
         for row in it[1] do
