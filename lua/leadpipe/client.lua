@@ -206,8 +206,13 @@ local check_opts, set, first = args.check_opts, args.set, args.first
 local check_boolean, check_text, closed = args.check_boolean, args.check_text, args.closed
 
 -- The host's check that leadpipe may wait here (event-loop hosts need a coroutine), made
--- before anything is sent; the error names the caller's line.
+-- before anything is sent; the error names the caller's line. First, that the method was
+-- called with a colon: `client.create_run(aud)` makes the audience id `self`.
 local function host_check(self, fname)
+    if getmetatable(self) ~= Client then
+        return invalid(fname, "self", ("is not a client: call it with a colon, client:%s(...), "
+            .. "not client.%s(...)"):format(fname, fname))
+    end
     local check = self.host.check
     return check and check(fname, 3)
 end
@@ -232,9 +237,18 @@ function _M.new(opts)
     if not o then raise(err, 2) end
     local fname = "leadpipe.new"
     local api_key = o.api_key
+    if api_key ~= nil and type(api_key) ~= "string" then
+        raise(invalid(fname, "api_key", "must be the key as a string, api_key = \"sk_...\" (got "
+            .. type(api_key) .. ")"), 2)
+    end
+    if api_key == "" then
+        raise(invalid(fname, "api_key", "is empty: pass the key, api_key = \"sk_...\", or leave "
+            .. "api_key out to use LEADPIPE_API_KEY"), 2)
+    end
     if api_key == nil then api_key = getenv("LEADPIPE_API_KEY") end
-    if type(api_key) ~= "string" or api_key == "" then
-        raise(invalid(fname, "api_key", "is required: pass api_key or set LEADPIPE_API_KEY"), 2)
+    if api_key == nil or api_key == "" then
+        raise(invalid(fname, "api_key", "is required: pass api_key = \"sk_...\" or set LEADPIPE_API_KEY"),
+            2)
     end
     if api_key:find("[%c%s]") then
         raise(invalid(fname, "api_key", "must not contain spaces or control characters"), 2)
@@ -768,6 +782,22 @@ local function compile_where(fname, where, raw)
     return nil, compiled and compiled.fn
 end
 
+-- An option of people() that is a where{} key (people(aud, run, { min_score = 80 })): the
+-- error says where it goes.
+local function where_hint(fname, opts)
+    if type(opts) ~= "table" then return end
+    local keys = require("leadpipe.filter").where_keys
+    for i = 1, #keys do
+        local k, v = keys[i], opts[keys[i]]
+        if v ~= nil then
+            local shown = type(v) == "number" and tostring(v)
+                or type(v) == "string" and #v <= 40 and ("%q"):format(v):gsub("\\\n", "\\n") or "..."
+            return invalid(fname, "opts", ("has %s, a key of where: write { where = { %s = %s } }")
+                :format(k, k, shown))
+        end
+    end
+end
+
 --- client:people(audience_id, run_id, { where = {...}, filter = fn, on_page = fn, raw = false,
 ---  ...pages opts }) -> iterator of person rows across pages, each exactly once.
 --- `where` is data and is pushed down into the decoder when it can take it; `filter` is any
@@ -789,7 +819,7 @@ function Client:people(aud, run_id, opts)
     local herr = host_check(self, fname)
     if herr then error(herr, 2) end
     local o, err = check_opts(fname, opts, PEOPLE_OPTS)
-    if not o then error(err, 2) end
+    if not o then error(where_hint(fname, opts) or err, 2) end
     err = check_iter_args(fname, aud, run_id, o) or check_function(fname, "filter", o.filter)
         or check_function(fname, "on_page", o.on_page)
     if not err and o.raw ~= nil and type(o.raw) ~= "boolean" then
