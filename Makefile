@@ -31,15 +31,21 @@ CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
 MHD_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
 MHD_LIBS    ?= $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
-# simdjson (C++17) for core.decode: 1 when pkg-config or the header finds it; SIMDJSON=0 forces
-# the lua-cjson decoder (built under build/<version>-cjson, so both builds can be tested).
-SIMDJSON    ?= $(shell $(PKG_CONFIG) --exists simdjson 2>/dev/null && echo 1 || \
-	{ test -f /usr/include/simdjson.h && echo 1; } || echo 0)
-SIMDJSON_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags simdjson 2>/dev/null)
-SIMDJSON_LIBS   ?= $(shell $(PKG_CONFIG) --libs simdjson 2>/dev/null || echo -lsimdjson)
+# simdjson (C++17) for core.decode: 1 when pkg-config or the header finds it, else the
+# lua-cjson decoder. Either way the build goes to build/<version> (see BUILD below).
+SIMDJSON_PC ?= simdjson
+SIMDJSON_H  ?= /usr/include/simdjson.h
+SIMDJSON    ?= $(shell $(PKG_CONFIG) --exists $(SIMDJSON_PC) 2>/dev/null && echo 1 || \
+	{ test -f $(SIMDJSON_H) && echo 1; } || echo 0)
+SIMDJSON_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags $(SIMDJSON_PC) 2>/dev/null)
+SIMDJSON_LIBS   ?= $(shell $(PKG_CONFIG) --libs $(SIMDJSON_PC) 2>/dev/null || echo -lsimdjson)
 
 OPTFLAGS    ?= -O2 -g
-WARNFLAGS   ?= -Wall -Wextra -Werror
+# -Werror in the builds of this checkout (development, CI); the rock builds on users'
+# machines go without it (WERROR=), so that a newer compiler's new warning cannot fail an
+# install.
+WERROR      ?= -Werror
+WARNFLAGS   ?= -Wall -Wextra $(WERROR)
 CFLAGS      ?= $(OPTFLAGS)
 # The version, written once in lua/leadpipe/version.lua.
 VERSION     := $(shell sed -n 's/^return "\(.*\)"$$/\1/p' lua/leadpipe/version.lua)
@@ -55,14 +61,25 @@ ifeq ($(SIMDJSON),1)
 SJ_DEFS      = -DLP_HAVE_SIMDJSON
 SJ_SRC       = $(wildcard csrc/*.cpp)
 SJ_LIBS      = $(SIMDJSON_LIBS) -lstdc++
-BUILD       ?= build/$(LUA_VERSION)
 else
 SJ_DEFS      =
 SJ_SRC       =
 SJ_LIBS      =
-BUILD       ?= build/$(LUA_VERSION)-cjson
 endif
+# One build directory per Lua version, whichever decoder it holds: what this make computes
+# before `deps` installs simdjson (the first `make demo` on a fresh machine) and what the
+# sub-make that builds after it computes are the same directory. SIMDJSON=0 given on the
+# command line or in the environment asks for the lua-cjson decoder beside the other one,
+# in build/<version>-cjson.
+BUILD       ?= build/$(LUA_VERSION)$(if $(filter file,$(origin SIMDJSON)),,$(if $(filter 0,$(SIMDJSON)),-cjson))
 OBJ          = $(BUILD)/obj
+# What the objects are made with besides their sources, recorded in $(CONFIG) and rewritten
+# only when it changes: then every object is rebuilt (a build directory that holds the
+# lua-cjson decoder gets simdjson once it is installed, and back). Warning flags change no
+# object and are not part of it.
+quote        = '$(subst ','\'',$(1))'
+BUILD_CONFIG = $(CC) $(CXX) $(SJ_DEFS) $(CFLAGS) $(CXXFLAGS) $(LUA_CFLAGS) $(CURL_CFLAGS) $(SIMDJSON_CFLAGS)
+CONFIG       = $(OBJ)/config
 
 CORE_SRC     = $(wildcard csrc/*.c)
 CORE_HDR     = $(wildcard csrc/*.h)
@@ -90,28 +107,37 @@ DEB_PACKAGES ?= $(LUA_PACKAGES) lua-cjson lua-argparse lua-busted lua-check \
 	curl tmux python3 \
 	nginx-light libnginx-mod-http-lua openssl neovim lua-luv jq clang libclang-rt-14-dev luarocks
 
-BUSTED       = $(LUA) /usr/bin/busted --cpath="./$(BUILD)/?.so"
+# busted's runner, a Lua script (Debian's lua-busted), run by the Lua under test.
+BUSTED_BIN  ?= $(shell command -v busted 2>/dev/null || echo busted)
+BUSTED       = $(LUA) $(BUSTED_BIN) --cpath="./$(BUILD)/?.so"
 LUA_ENV      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./$(BUILD)/?.so;;"
 
 .PHONY: rock rock-install rock-mock rock-mock-install all deps build test check lint spec valgrind asan \
-	fuzz fuzz-smoke bench demo env install uninstall clean
+	fuzz fuzz-smoke bench demo env install uninstall clean FORCE
 
 all: build
 
+# DEPS_CMD gets the package names; tools/first-run.sh replaces it to play a machine where
+# `deps` installs simdjson only after this file was read.
+DEPS_CMD    ?= sh tools/deps.sh
 deps:
-	@LUA_VERSION=$(LUA_VERSION) sh tools/deps.sh $(DEB_PACKAGES)
+	@LUA_VERSION=$(LUA_VERSION) $(DEPS_CMD) $(DEB_PACKAGES)
 
 build: $(if $(CORE_SRC),$(CORE_SO)) $(if $(MOCK_SRC),$(MOCK_SO))
 
-$(OBJ)/core/%.o: csrc/%.c $(CORE_HDR)
+$(CONFIG): FORCE
+	@mkdir -p $(dir $@)
+	@echo $(call quote,$(BUILD_CONFIG)) | cmp -s - $@ || echo $(call quote,$(BUILD_CONFIG)) > $@
+
+$(OBJ)/core/%.o: csrc/%.c $(CORE_HDR) $(CONFIG)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CURL_CFLAGS) -c $< -o $@
 
-$(OBJ)/core/%.o: csrc/%.cpp $(CORE_HDR)
+$(OBJ)/core/%.o: csrc/%.cpp $(CORE_HDR) $(CONFIG)
 	@mkdir -p $(dir $@)
 	$(CXX) $(ALL_CXXFLAGS) -c $< -o $@
 
-$(OBJ)/mock/%.o: csrc/mock/%.c $(MOCK_HDR) csrc/lp_compat.h csrc/lp_util.h csrc/leadpipe.h
+$(OBJ)/mock/%.o: csrc/mock/%.c $(MOCK_HDR) csrc/lp_compat.h csrc/lp_util.h csrc/leadpipe.h $(CONFIG)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Icsrc/mock $(MHD_CFLAGS) -c $< -o $@
 
@@ -233,7 +259,7 @@ INST_LUADIR ?= $(LUA_SHAREDIR)
 ROCK_LUA     = $(filter-out leadpipe/mock.lua,$(LUA_FILES))
 
 rock:
-	@$(MAKE) --no-print-directory $(ROCK_BUILD)/leadpipe/core.so BUILD=$(ROCK_BUILD)
+	@$(MAKE) --no-print-directory $(ROCK_BUILD)/leadpipe/core.so BUILD=$(ROCK_BUILD) WERROR=
 
 rock-install:
 	install -d $(INST_LIBDIR)/leadpipe
@@ -241,15 +267,24 @@ rock-install:
 	@for f in $(ROCK_LUA); do install -D -m 0644 lua/$$f $(INST_LUADIR)/$$f || exit 1; done
 
 rock-mock:
-	@$(MAKE) --no-print-directory $(ROCK_BUILD)/leadpipe/mockserver.so BUILD=$(ROCK_BUILD)
+	@$(MAKE) --no-print-directory $(ROCK_BUILD)/leadpipe/mockserver.so BUILD=$(ROCK_BUILD) WERROR=
 
 rock-mock-install:
 	install -d $(INST_LIBDIR)/leadpipe
 	install -m 0755 $(ROCK_BUILD)/leadpipe/mockserver.so $(INST_LIBDIR)/leadpipe/
 	install -D -m 0644 lua/leadpipe/mock.lua $(INST_LUADIR)/leadpipe/mock.lua
 
+# ... and the folders left empty below PREFIX (lib/lua/<ver>, share/lua/<ver>, bin and their
+# parents while empty; never PREFIX itself nor anything outside it).
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/leadpipe $(DESTDIR)$(LUA_SHAREDIR)/leadpipe $(DESTDIR)$(BINDIR)/leadpipe
+	@top='$(DESTDIR)$(PREFIX)'; top=$${top%/}; \
+	for d in '$(DESTDIR)$(LUA_LIBDIR)' '$(DESTDIR)$(LUA_SHAREDIR)' '$(DESTDIR)$(BINDIR)'; do \
+		d=$${d%/}; \
+		while case "$$d" in "$$top"/*) true ;; *) false ;; esac && rmdir "$$d" 2>/dev/null; do \
+			echo "rmdir $$d"; d=$$(dirname "$$d"); \
+		done; \
+	done
 
 clean:
 	rm -rf build

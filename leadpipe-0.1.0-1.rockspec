@@ -1,7 +1,7 @@
 -- The library, its C core (libcurl; simdjson when installed, lua-cjson otherwise) and the
 -- `leadpipe` command. The fake API server is its own rock: leadpipe-mock.
 -- On Debian, where lua-cjson and lua-argparse come from apt and are unknown to LuaRocks:
---   luarocks make --deps-mode=none leadpipe-0.1.0-1.rockspec
+--   luarocks --lua-version=5.4 make --deps-mode=none leadpipe-0.1.0-1.rockspec   (5.1 for LuaJIT)
 rockspec_format = "3.0"
 package = "leadpipe"
 version = "0.1.0-1"

@@ -1,6 +1,6 @@
 -- The fake Leadpipe API (libmicrohttpd, loopback only) for tests of your own scripts:
 -- require "leadpipe.mock". Needs the leadpipe rock.
---   luarocks make --deps-mode=none leadpipe-mock-0.1.0-1.rockspec
+--   luarocks --lua-version=5.4 make --deps-mode=none leadpipe-mock-0.1.0-1.rockspec
 rockspec_format = "3.0"
 package = "leadpipe-mock"
 version = "0.1.0-1"

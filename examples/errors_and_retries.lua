@@ -44,8 +44,8 @@ local client = leadpipe.new{
     end,
 }
 
-local run = assert(client:create_run(AUD.small))
-assert(client:wait_run(AUD.small, run.id, { interval = 0.05 }))
+local run = leadpipe.assert(client:create_run(AUD.small))
+leadpipe.assert(client:wait_run(AUD.small, run.id, { interval = 0.05 }))
 local rows, distinct = 0, {}
 for person in client:people(AUD.small, run.id, { limit = 100 }) do
     rows = rows + 1
@@ -82,7 +82,7 @@ server:configure{ faults = false }
 
 -- ----- 3 and 4. a failed run; iterators raise ------------------------------------------------
 
-local failing = assert(client:create_run(AUD.failing))
+local failing = leadpipe.assert(client:create_run(AUD.failing))
 err = select(2, client:wait_run(AUD.failing, failing.id, { interval = 0.05 }))
 show("failed run:", err)
 print(("%-22s errorCode=%s errorMessage=%s"):format("", tostring(err.run and err.run.errorCode),

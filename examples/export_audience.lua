@@ -4,13 +4,14 @@
 --
 --   lua5.4 examples/export_audience.lua [NAME] [FILE]     (LUA_PATH/LUA_CPATH as in the Makefile)
 --
--- NAME defaults to "medium", FILE to "export.csv". Without LEADPIPE_API_KEY it starts the
+-- NAME defaults to "medium", FILE to a new temporary file (its name is printed): nothing
+-- is written where you run it unless you say where. Without LEADPIPE_API_KEY it starts the
 -- fake Leadpipe API in this process and uses it; with it, the real API (and
 -- LEADPIPE_BASE_URL if set).
 
 local leadpipe = require "leadpipe"
 
-local name, file = arg[1] or "medium", arg[2] or "export.csv"
+local name, file = arg[1] or "medium", arg[2] or os.tmpname()
 
 local function say(...)
     io.stderr:write("export_audience: ", ...)

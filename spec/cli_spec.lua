@@ -142,47 +142,4 @@ describe("leadpipe cli", function()
                 cli.where_from({ min_score = 80, topic = { "117796", "crm" }, has = { "phone" } }))
         end)
     end)
-
-    describe("progress", function()
-        it("draws rows/total, pages, rows/s and ETA in place, at most 10 times a second", function()
-            local t = 0
-            local out = h.buffer()
-            local p = cli.new_progress(out, function() return t end)
-            t = 1
-            local fake = { results = {}, total = 400 }
-            for i = 1, 100 do fake.results[i] = i end
-            p:page(fake)
-            assert.are.equal("\r\27[K[######------------------] 100/400 rows  1 pages  100 rows/s  ETA 3s",
-                out.text())
-            t = 1.05
-            p:page(fake) -- too soon: not drawn
-            assert.are.equal(1, select(2, out.text():gsub("\r", "")))
-            t = 2
-            p:page(fake)
-            assert.is_truthy(out.text():find("300/400 rows  3 pages  150 rows/s  ETA 1s", 1, true))
-            p:page(fake, true)
-            assert.is_truthy(out.text():find("%] 400/400 rows  4 pages  200 rows/s$"))
-            p:finish()
-            assert.are.equal("\n", out.text():sub(-1))
-        end)
-
-        it("shows the wait, and counts rows/s from when the run was last seen pending", function()
-            local t = 0
-            local out = h.buffer()
-            local p = cli.new_progress(out, function() return t end)
-            t = 2
-            p:waiting("abc", "running")
-            assert.are.equal("\r\27[Krun abc: running, waiting 2s", out.text())
-            t = 4
-            p:page({ results = { 1, 2, 3, 4 }, total = 4 }, true)
-            assert.is_truthy(out.text():find("4/4 rows  1 pages  2 rows/s$"))
-        end)
-
-        it("says nothing when nothing was drawn", function()
-            local out = h.buffer()
-            cli.new_progress(out, function() return 0 end):finish()
-            assert.are.equal("", out.text())
-        end)
-    end)
-
 end)

@@ -184,6 +184,32 @@ describe("examples", function()
         assert.are.equal("filter_jsonl: MIN_SCORE must be a number\n", err2)
     end)
 
+    it("export_audience.lua writes the export to a temporary file unless told where", function()
+        local dir = os.tmpname()
+        os.remove(dir)
+        finally(function() os.execute("rm -rf " .. h.shell_quote(dir)) end)
+        assert.is_true(os.execute("mkdir " .. h.shell_quote(dir)) ~= false)
+        local root = h.sh("pwd"):match("[^\n]+")
+        local env = ENV:gsub("%./", root .. "/")
+        -- run from an empty directory: it must stay empty
+        local out, err, status = h.sh(("cd %s && %s%s %s small"):format(h.shell_quote(dir), env, h.lua,
+            h.shell_quote(root .. "/examples/export_audience.lua")))
+        assert.are.equal(0, status, err)
+        assert.are.equal("", (h.sh("ls -A " .. h.shell_quote(dir))))
+        local file = err:match("wrote (%S+): %d+ bytes")
+        assert.is_truthy(file, err)
+        finally(function() os.remove(file) end)
+        assert.are.equal(1001, #h.lines(h.read_file(file)))
+        assert.is_truthy(out:find("^http://127%.0%.0%.1:%d+/"), out)
+        -- with FILE it writes there
+        local named = dir .. "/small.csv"
+        out, err, status = h.sh(("%s%s examples/export_audience.lua small %s"):format(ENV, h.lua,
+            h.shell_quote(named)))
+        assert.are.equal(0, status, err)
+        assert.are.equal(1001, #h.lines(h.read_file(named)))
+        assert.is_truthy(out:find("^http://"), out)
+    end)
+
     it("errors_and_retries.lua shows retries and each kind of error", function()
         local out, err, status = example("examples/errors_and_retries.lua")
         assert.are.equal(0, status, err)

@@ -228,4 +228,14 @@ describe("examples/openresty", function()
         local bad = openresty.fetch_all({ ex.url .. "/leads?top=0" })[1]
         assert.are.equal(400, bad.status, bad.body)
     end)
+
+    it("answers 400 naming a misspelt query argument and the ones to write, never unfiltered rows", function()
+        local res = openresty.fetch_all({ ex.url .. "/leads?min_scroe=80&top=3" })[1]
+        assert.are.equal(400, res.status, res.body)
+        local body = decode(res.body)
+        local said = body.error:find('unknown query argument "min_scroe"; write one of: ', 1, true)
+        assert.is_truthy(said, res.body)
+        assert.is_truthy(body.error:find("min_score", 1, true), res.body)
+        assert.is_nil(body.people)
+    end)
 end)

@@ -4,6 +4,12 @@
 -- the audience ids the README uses. A block preceded by the line `<!-- not run: REASON -->`
 -- is skipped (it needs nginx or Neovim; those have specs of their own), and so are blocks
 -- fenced as anything but lua.
+--
+-- The shell walkthrough of the command line tool, the ```sh blocks preceded by the line
+-- `<!-- runs in spec/readme_spec.lua: the shell walkthrough -->`, runs too: the blocks in
+-- order, as one `sh -e` script, in a temporary directory, with a `leadpipe` on PATH that is
+-- this checkout's bin/leadpipe on the suite's Lua, and the `leadpipe mock` servers it starts
+-- itself. The one change made to them: the ports 8080 and 8081 become free ones.
 
 local h = require "spec.support.cli_helpers"
 local mock = require "leadpipe.mock"
@@ -31,6 +37,29 @@ local function blocks(text)
         end
     end
     return out
+end
+
+-- The ```sh blocks marked as the shell walkthrough, in order, and every ```sh block.
+local WALK_MARK = "<!-- runs in spec/readme_spec.lua: the shell walkthrough -->"
+local function shell_blocks(text)
+    local walk, all, current, marked, prev = {}, {}, nil, false, nil
+    for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+        if current then
+            if line:match("^```%s*$") then
+                local code = table.concat(current, "\n") .. "\n"
+                all[#all + 1] = code
+                if marked then walk[#walk + 1] = code end
+                current = nil
+            else
+                current[#current + 1] = line
+            end
+        elseif line:match("^```sh%s*$") then
+            current, marked = {}, prev == WALK_MARK
+        elseif line:match("%S") then
+            prev = line
+        end
+    end
+    return walk, all
 end
 
 describe("README.md", function()
@@ -78,4 +107,70 @@ describe("README.md", function()
             end)
         end
     end
+end)
+
+describe("README.md's shell walkthrough", function()
+    local walk, all_sh = shell_blocks(h.read_file("README.md"))
+
+    it("is there, starting a fake API and cancelling a queued run", function()
+        assert.are.equal(2, #walk)
+        assert.is_truthy(walk[1]:find("leadpipe mock --port 8080 &", 1, true))
+        assert.is_truthy(walk[2]:find("leadpipe cancel ", 1, true))
+    end)
+
+    it("names the Lua in every luarocks line", function()
+        local n = 0
+        for _, code in ipairs(all_sh) do
+            for line in code:gmatch("[^\n]+") do
+                if line:match("^luarocks ") then
+                    n = n + 1
+                    assert.is_truthy(line:find("^luarocks %-%-lua%-version=%d%.%d "), line)
+                end
+            end
+        end
+        assert.is_true(n >= 2)
+    end)
+
+    it("runs as written against leadpipe mock", function()
+        local dir = os.tmpname()
+        os.remove(dir)
+        finally(function() os.execute("rm -rf " .. h.shell_quote(dir)) end)
+        assert.is_true(os.execute("mkdir -p " .. h.shell_quote(dir .. "/bin")) ~= false)
+        local root = h.sh("pwd"):match("[^\n]+")
+        local wrapper = assert(io.open(dir .. "/bin/leadpipe", "w"))
+        wrapper:write("#!/bin/sh\nexec ", h.lua, " ", h.shell_quote(root .. "/bin/leadpipe"), ' "$@"\n')
+        wrapper:close()
+        os.execute("chmod +x " .. h.shell_quote(dir .. "/bin/leadpipe"))
+        -- two free ports: held by two fakes at once, then let go
+        local a, b = assert(mock.start{}), assert(mock.start{})
+        local ports = { ["8080"] = tostring(a.port), ["8081"] = tostring(b.port) }
+        a:stop()
+        b:stop()
+        local script = table.concat(walk, "\n"):gsub("808[01]", ports)
+        local f = assert(io.open(dir .. "/walk.sh", "w"))
+        -- a fake left running by a failed line is stopped with the script
+        f:write("trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n", script)
+        f:close()
+        local out, err, status = h.sh(("cd %s && env -u LEADPIPE_API_KEY -u LEADPIPE_BASE_URL "
+            .. "-u LEADPIPE_PROGRESS -u AUDIENCE PATH=%s:\"$PATH\" timeout 120 sh -e walk.sh")
+            :format(h.shell_quote(dir), h.shell_quote(dir .. "/bin")))
+        assert.are.equal(0, status, ("the walkthrough failed:\n%s\n%s"):format(out, err))
+        -- the banner printed the export lines the README has (ports aside)
+        for line in script:gmatch("[^\n]+") do
+            local pasted = line:match("^export .*LEADPIPE_API_KEY") or line:match("^export AUDIENCE=")
+            if pasted then
+                assert.is_truthy(out:find("\n" .. line .. "\n", 1, true), "the banner lacks: " .. line .. "\n"
+                    .. out)
+            end
+        end
+        -- what each command left
+        local csv = h.read_file(dir .. "/leads.csv")
+        assert.are.equal("fullName,jobTitle,company.name,intent.score", csv:match("^([^\r\n]*)"))
+        assert.is_true(#h.lines(csv) > 1, csv)
+        assert.is_truthy(h.read_file(dir .. "/leads-all.csv"):find("^hashedEmail,"), "no export")
+        assert.is_truthy(out:find('\n{"run":{', 1, true), out)
+        assert.is_truthy(out:find("\n%x+%-[%x-]+ cancelled\n"), out)
+        assert.is_truthy(out:find("Usage: leadpipe results ", 1, true), out)
+        assert.is_nil(err:find("leadpipe: ", 1, true), err)
+    end)
 end)

@@ -7,7 +7,7 @@
 --   top=<n>                    how many people, 1-100 (default 10)
 --   min_score, max_score, seniority, seniority_at_least, department, country, topic, has
 --                              filters, as in leadpipe.filter.where (lists comma-separated)
--- Answers 200 {"run":..., "matched":n, "people":[...]}, 400 for bad arguments, 502 when the
+-- Answers 200 {"run":..., "matched":n, "people":[...]}, 400 for bad or unknown arguments, 502 when the
 -- API fails (or the audience's newest run failed), 504 when a run takes too long.
 --
 -- Runs cost money, so a GET never queues one when it can avoid it: it reads the newest
@@ -38,6 +38,24 @@ local function reply(status, body)
     ngx.header["Content-Type"] = "application/json"
     ngx.say(json.encode(body))
     return ngx.exit(status)
+end
+
+-- The query arguments GET /leads knows: a misspelt one (min_scroe=80) is a 400 that names
+-- it and the known ones, never 200 with the filter left out.
+local KNOWN = { audience = true, run = true, top = true }
+for _, key in ipairs(filter.where_keys) do KNOWN[key] = true end
+
+local function unknown_arg(args)
+    local names = {}
+    for name in pairs(KNOWN) do names[#names + 1] = name end
+    table.sort(names)
+    local bad = {}
+    for name in pairs(args) do
+        if not KNOWN[name] then bad[#bad + 1] = tostring(name) end
+    end
+    if #bad == 0 then return nil end
+    table.sort(bad)
+    return ("unknown query argument %q; write one of: %s"):format(bad[1], table.concat(names, ", "))
 end
 
 -- Builds a where{} table from the query arguments; nil, message on a bad one.
@@ -123,6 +141,8 @@ end
 function _M.handle()
     if not client then return reply(500, { error = client_err or "no leadpipe client" }) end
     local args = ngx.req.get_uri_args()
+    local unknown = unknown_arg(args)
+    if unknown then return reply(400, { error = unknown }) end
     local audience = args.audience or os.getenv("LEADPIPE_AUDIENCE_ID")
     local top = tonumber(args.top or 10)
     if not top or top < 1 or top > 100 or top % 1 ~= 0 then

@@ -11,7 +11,7 @@
 local errors = require "leadpipe.errors"
 
 local type, tostring, tonumber, pairs, ipairs, select = type, tostring, tonumber, pairs, ipairs, select
-local getmetatable, error = getmetatable, error
+local getmetatable = getmetatable
 local floor, min, huge = math.floor, math.min, math.huge
 local concat, sort = table.concat, table.sort
 
@@ -26,7 +26,7 @@ end
 
 -- Raises invalid(fname, arg, rule), with no "file:line:" prefix (the message names the call).
 function _M.fail(fname, arg, rule)
-    error(_M.invalid(fname, arg, rule), 0)
+    errors.raise(_M.invalid(fname, arg, rule), 0)
 end
 
 function _M.is_integer(v)

@@ -62,8 +62,10 @@
 ---@field where? string for code NOT_IN_COROUTINE: "file:line" of the call
 
 local setmetatable, getmetatable = setmetatable, getmetatable
-local tostring, type = tostring, type
+local tostring, type, error, pcall, xpcall, rawget = tostring, type, error, pcall, xpcall, rawget
 local concat = table.concat
+local running = coroutine.running
+local getinfo = debug and debug.getinfo
 
 ---@class leadpipe.errors
 local _M = { _VERSION = require "leadpipe.version" }
@@ -79,6 +81,11 @@ mt.__tostring = function(e)
     if e.message then parts[#parts + 1] = ": " .. tostring(e.message) end
     if e.request_id then parts[#parts + 1] = " [request " .. tostring(e.request_id) .. "]" end
     return concat(parts)
+end
+
+-- `"failed: " .. err` and `err .. "\n"` give text, as tostring(err) would.
+mt.__concat = function(a, b)
+    return tostring(a) .. tostring(b)
 end
 
 -- Kinds whose failures a retry can cure.
@@ -123,6 +130,62 @@ end
 ---@return boolean
 function _M.status_retryable(status)
     return status == 429 or (status >= 500 and status <= 599) or status == 408
+end
+
+-- ===== raising an error so that every Lua prints it =====
+--
+-- Lua 5.2+ and LuaJIT print an uncaught error object through its __tostring. PUC Lua 5.1's
+-- standalone interpreter prints only strings ("(error object is not a string)"), and its
+-- assert() (5.2's too) takes only a string message. So on PUC 5.1, an error that nothing
+-- can catch is raised as its one line of text, and everywhere else as the object. What
+-- can catch a raise is pcall or xpcall on the stack, or a coroutine's resume: then the
+-- object is raised on every Lua, so a caught error always has its fields. Only a C caller
+-- (the interpreter, a host's lua_pcall) can see the difference.
+
+local PUC51 = _VERSION == "Lua 5.1" and rawget(_G, "jit") == nil
+
+-- Whether a raise from the caller's caller can be caught by Lua code (PUC 5.1 only: no
+-- coroutine.running() in the main thread).
+local function catchable()
+    if running() or not getinfo then return true end
+    local level = 3
+    while true do
+        local info = getinfo(level, "f")
+        if not info then return false end
+        if info.func == pcall or info.func == xpcall then return true end
+        level = level + 1
+    end
+end
+
+--- Raises `err` like error(err, level): the error object, or on PUC Lua 5.1 when nothing
+--- can catch it, its tostring() (see above). level 0 adds no position; the default, 1, is
+--- the caller of raise.
+---@param err any
+---@param level? integer
+---@return nil never returns
+function _M.raise(err, level)
+    level = level or 1
+    if level > 0 then level = level + 1 end
+    if PUC51 and getmetatable(err) == mt and not catchable() then
+        error(mt.__tostring(err), level)
+    end
+    error(err, level)
+end
+
+--- leadpipe.assert(v, err, ...) -> v, err, ...: assert() for leadpipe's `value | nil, err`
+--- calls, which prints the error on every Lua (assert() of PUC 5.1 and 5.2 refuses a table
+--- message). A failure raises err (see raise), or err as assert() would when it is not an
+--- error object ("assertion failed!" when nil).
+---@generic T
+---@param v T
+---@param ... any the error, and what else the call returned
+---@return T
+function _M.assert(v, ...)
+    if v then return v, ... end
+    local err = ...
+    if getmetatable(err) == mt then _M.raise(err, 2) end
+    if err == nil then err = "assertion failed!" end
+    error(err, 0)
 end
 
 return _M

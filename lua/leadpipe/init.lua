@@ -33,6 +33,8 @@ local _M = {
 _M.new = client.new
 --- Whether x is a leadpipe error object (leadpipe.Error).
 _M.is_error = errors.is_error
+--- assert(client:call(...)) that prints the error on every Lua (errors.assert).
+_M.assert = errors.assert
 _M.errors = errors
 _M.hosts = hosts
 _M.filter = filter

@@ -207,7 +207,8 @@ function Server.__tostring(self)
     return "leadpipe.mock " .. self.url .. (self._ud:running() and " (running)" or " (stopped)")
 end
 
---- Runs a server in the foreground: prints its URL, key and audience ids, then waits for
+--- Runs a server in the foreground: prints its URL, key and audience ids, and the `export`
+--- lines of LEADPIPE_BASE_URL, LEADPIPE_API_KEY and AUDIENCE (the first audience), then waits for
 --- SIGINT or SIGTERM (or `duration` seconds) and stops. Returns true and the signal name
 --- (nil after `duration`), or nil and a message when it cannot listen.
 ---   lua5.4 -e 'require("leadpipe.mock").serve{ port = 8080 }'
@@ -239,6 +240,12 @@ function _M.serve(opts)
     out:write("  exports   ", srv.redirect_url, "\n")
     out:write("try: curl -X POST -H 'x-api-key: ", srv.api_key, "' ", srv.url,
         "/v1/intent/audiences/", srv.audience or "<id>", "/runs\n")
+    out:write("for the leadpipe command and your scripts, paste into your shell:\n")
+    local function word(v) -- a shell word
+        return v:find("^[%w_.:/%-]+$") and v or "'" .. v:gsub("'", "'\\''") .. "'"
+    end
+    out:write("export LEADPIPE_BASE_URL=", srv.url, " LEADPIPE_API_KEY=", word(srv.api_key), "\n")
+    if srv.audience then out:write("export AUDIENCE=", word(srv.audience), "\n") end
     out:write("stop with Ctrl-C\n")
     if out.flush then out:flush() end
     local sig = mockserver.wait_signal(opts.duration)

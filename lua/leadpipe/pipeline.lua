@@ -15,7 +15,9 @@ local window = require "leadpipe.window"
 local base = require "leadpipe.client.base"
 local waiting = require "leadpipe.client.waiting"
 
-local setmetatable, tostring, pairs, error = setmetatable, tostring, pairs, error
+local setmetatable, tostring, pairs = setmetatable, tostring, pairs
+-- Every raise here is of an error object: errors.raise makes it printable on PUC Lua 5.1 too.
+local error = errors.raise
 local min, ceil = math.min, math.ceil
 local remove = table.remove
 

@@ -233,7 +233,9 @@ function _M.start_example(env)
     assert(sh("mkdir -p " .. prefix .. "/logs"))
     local root = cwd()
     local conf = assert(read(root .. "/examples/openresty/nginx.conf"))
-    conf = conf:gsub("%$prefix%.%./%.%./", root .. "/"):gsub("%$prefix%?", root .. "/examples/openresty/?")
+    -- ${prefix} is the repository root in the README's command; nginx's files go to the
+    -- temporary prefix's logs/ instead of build/openresty/
+    conf = conf:gsub("%${prefix}", (root:gsub("%%", "%%%%")) .. "/"):gsub("build/openresty/", "logs/")
     -- As root, nginx's workers run as nobody, who may not read a checkout in a private
     -- directory (a CI clone under mktemp -d): keep them root, as the specs' own nginx does.
     if is_root() then conf = "user root;\n" .. conf end

@@ -15,7 +15,7 @@ local json = require "leadpipe.json"
 local parser = require "leadpipe.cli.parser"
 local progress = require "leadpipe.cli.progress"
 
-local format, match, gsub = string.format, string.match, string.gsub
+local format, match, gsub, find, sub = string.format, string.match, string.gsub, string.find, string.sub
 local tostring, tonumber, pairs, ipairs, error, pcall, getmetatable =
     tostring, tonumber, pairs, ipairs, error, pcall, getmetatable
 
@@ -48,7 +48,24 @@ local function api_error(err)
     error(err or { message = "the request failed without an error object" }, 0)
 end
 
--- Makes the client from --api-key/--base-url/--retries or the environment.
+-- The library's advice in the words of the command line: what a user of the tool can write.
+local CLI_WORDS = {
+    { "pass wait = true to wait", "leave out --no-wait to wait" },
+}
+
+--- cli_words(message) -> the message with the library's advice about Lua options replaced
+--- by the tool's own (the one home of that translation; cli/init.lua prints through it).
+function _M.cli_words(msg)
+    msg = tostring(msg)
+    for _, w in ipairs(CLI_WORDS) do
+        local i, j = find(msg, w[1], 1, true)
+        if i then msg = sub(msg, 1, i - 1) .. w[2] .. sub(msg, j + 1) end
+    end
+    return msg
+end
+
+-- Makes the client from --api-key/--base-url/--retries or the environment. A value that
+-- leadpipe.new refuses is a usage error naming where it came from, as the user wrote it.
 local function make_client(ctx)
     local opts = ctx.opts
     local key = opts.api_key or ctx.getenv("LEADPIPE_API_KEY")
@@ -62,7 +79,21 @@ local function make_client(ctx)
         max_retries = opts.retries })
     if not ok then
         if leadpipe.is_error(client) then
-            usage((gsub(gsub(client.message, "^leadpipe%.new: ", ""), "^base_url", "--base-url")))
+            local from = {
+                api_key = opts.api_key and "--api-key" or "LEADPIPE_API_KEY",
+                base_url = opts.base_url and "--base-url" or "LEADPIPE_BASE_URL",
+                max_retries = "--retries",
+            }
+            local msg = gsub(client.message, "^leadpipe%.new: ", "")
+            local arg = client.argument
+            if from[arg] and sub(msg, 1, #arg) == arg then msg = from[arg] .. sub(msg, #arg + 1) end
+            -- the tool has no allow_insecure_http: the way out is https
+            local i = find(msg, "; pass allow_insecure_http = true to accept that", 1, true)
+            if i and base_url then
+                msg = sub(msg, 1, i - 1) .. "; write " .. gsub(base_url, "^[Hh][Tt][Tt][Pp]://", "https://")
+                    .. " instead"
+            end
+            usage(msg)
         end
         error(client, 0)
     end
@@ -203,9 +234,7 @@ function commands.results(ctx)
             wait = not opts.no_wait,
             timeout = opts.timeout,
             on_poll = p and function(page) p:waiting(run_id, page.state) end or nil,
-            on_page = p and function(page)
-                p:page(page, page.offset + #page.results >= (page.total or 0))
-            end or nil,
+            on_page = p and function(page) p:page(page) end or nil,
         }) }
         closer = it[4]
         for row in it[1] do

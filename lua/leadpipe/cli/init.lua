@@ -168,7 +168,7 @@ function _M.main(args, env)
         if run and type(run.errorCode) == "string" and not find(msg, run.errorCode, 1, true) then
             msg = msg .. " (run errorCode " .. run.errorCode .. ")"
         end
-        say(say_once(msg))
+        say(say_once(cmds.cli_words(msg)))
         return e.kind == "invalid_argument" and 2 or 1
     end
     if type(e) == "table" and e.message then

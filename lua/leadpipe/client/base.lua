@@ -35,6 +35,11 @@ local NO_OPTS = {}
 -- names of the set `allowed` (none when nil). Returns the options (a table, {} for nil),
 -- or nil, err. Call it directly from the method: the host's error counts the frames.
 function _M.enter(self, fname, opts, allowed)
+    if getmetatable(self) ~= Client then
+        -- `client.create_run(aud)`, a dot for a colon, makes the audience id `self`
+        return nil, args.invalid(fname, "self", ("is not a client: call it with a colon, "
+            .. "client:%s(...), not client.%s(...)"):format(fname, fname))
+    end
     if self.closed then return nil, closed(fname) end
     local check = self.host.check
     local err = check and check(fname, 3)

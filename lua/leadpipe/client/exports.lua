@@ -158,8 +158,12 @@ function Client:export_csv(aud, run_id, opts)
     err = first(check_common(fname, aud, run_id, o), check_path(fname, "path", o.path),
         check_function(fname, "sink", o.sink))
     if err then return nil, err end
-    if (o.path == nil) == (o.sink == nil) then
-        return nil, invalid(fname, "opts", "needs one of path (a file name) or sink (a function)")
+    if o.path ~= nil and o.sink ~= nil then
+        return nil, invalid(fname, "opts", "has both path and sink; give one: path = FILE to write "
+            .. "the CSV to a file, or sink = function(chunk) to receive it")
+    elseif o.path == nil and o.sink == nil then
+        return nil, invalid(fname, "opts", "needs path = FILE (to write the CSV to a file) or "
+            .. "sink = function(chunk) (to receive it)")
     end
     if o.wait == nil then o.wait = true end
     local dest

@@ -19,7 +19,9 @@ require "leadpipe.client.results"
 require "leadpipe.client.audiences"
 require "leadpipe.client.exports"
 
-local setmetatable, type, tostring, pcall, error = setmetatable, type, tostring, pcall, error
+local setmetatable, getmetatable, type, tostring, pcall = setmetatable, getmetatable, type, tostring, pcall
+-- Every raise here is of an error object: errors.raise makes it printable on PUC Lua 5.1 too.
+local error = errors.raise
 local getenv = os.getenv
 
 local VERSION = require "leadpipe.version"
@@ -56,9 +58,18 @@ function _M.new(opts)
     if not o then raise(err, 2) end
     local fname = "leadpipe.new"
     local api_key = o.api_key
+    if api_key ~= nil and type(api_key) ~= "string" then
+        raise(invalid(fname, "api_key", "must be the key as a string, api_key = \"sk_...\" (got "
+            .. type(api_key) .. ")"), 2)
+    end
+    if api_key == "" then
+        raise(invalid(fname, "api_key", "is empty: pass the key, api_key = \"sk_...\", or leave "
+            .. "api_key out to use LEADPIPE_API_KEY"), 2)
+    end
     if api_key == nil then api_key = getenv("LEADPIPE_API_KEY") end
-    if type(api_key) ~= "string" or api_key == "" then
-        raise(invalid(fname, "api_key", "is required: pass api_key or set LEADPIPE_API_KEY"), 2)
+    if api_key == nil or api_key == "" then
+        raise(invalid(fname, "api_key", "is required: pass api_key = \"sk_...\" or set LEADPIPE_API_KEY"),
+            2)
     end
     if api_key:find("[%c%s]") then
         raise(invalid(fname, "api_key", "must not contain spaces or control characters"), 2)
@@ -139,6 +150,10 @@ end
 --- __close (Lua 5.4 `local c <close> = leadpipe.new{...}`).
 ---@return nil
 function Client:close()
+    if getmetatable(self) ~= Client then
+        error(args.invalid("close", "self", "is not a client: call it with a colon, client:close(), "
+            .. "not client.close()"), 2)
+    end
     self.closed = true
     self.requester:close()
 end

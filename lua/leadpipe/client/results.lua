@@ -11,8 +11,9 @@ local base = require "leadpipe.client.base"
 local waiting = require "leadpipe.client.waiting"
 local pipeline = require "leadpipe.pipeline"
 
-local setmetatable, type, tostring, pairs, error, pcall =
-    setmetatable, type, tostring, pairs, error, pcall
+local setmetatable, type, tostring, pairs, pcall = setmetatable, type, tostring, pairs, pcall
+-- Every raise here is of an error object: errors.raise makes it printable on PUC Lua 5.1 too.
+local error = errors.raise
 
 local _M = { _VERSION = require "leadpipe.version" }
 
@@ -109,6 +110,22 @@ local function compile_where(fname, where, raw)
     return nil, compiled and compiled.fn
 end
 
+-- An option of people() that is a where{} key (people(aud, run, { min_score = 80 })): the
+-- error says where it goes.
+local function where_hint(fname, opts)
+    if type(opts) ~= "table" then return end
+    local keys = filter.where_keys
+    for i = 1, #keys do
+        local k, v = keys[i], opts[keys[i]]
+        if v ~= nil then
+            local shown = type(v) == "number" and tostring(v)
+                or type(v) == "string" and #v <= 40 and ("%q"):format(v):gsub("\\\n", "\\n") or "..."
+            return invalid(fname, "opts", ("has %s, a key of where: write { where = { %s = %s } }")
+                :format(k, k, shown))
+        end
+    end
+end
+
 --- client:people(audience_id, run_id, { where = {...}, filter = fn, on_page = fn, raw = false,
 ---  ...pages opts }) -> iterator of person rows across pages, each exactly once.
 --- `where` is data and is pushed down into the decoder when it can take it; `filter` is any
@@ -127,7 +144,7 @@ end
 function Client:people(aud, run_id, opts)
     local fname = "people"
     local o, err = enter(self, fname, opts, PEOPLE_OPTS)
-    if not o then error(err, 2) end
+    if not o then error(err.kind == "invalid_argument" and where_hint(fname, opts) or err, 2) end
     err = check_iter_args(fname, aud, run_id, o) or check_function(fname, "filter", o.filter)
         or check_function(fname, "on_page", o.on_page)
     if not err and o.raw ~= nil and type(o.raw) ~= "boolean" then

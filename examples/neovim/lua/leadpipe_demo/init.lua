@@ -86,9 +86,9 @@ function M.top(min_score, on_done)
     return leadpipe.hosts.run(function()
         local opts, audience = connection()
         client = leadpipe.new(opts)
-        local run = assert(client:create_run(audience))
+        local run = leadpipe.assert(client:create_run(audience))
         vim.notify("leadpipe: queued run " .. run.id, vim.log.levels.INFO)
-        assert(client:wait_run(audience, run.id, { interval = 0.25 }))
+        leadpipe.assert(client:wait_run(audience, run.id, { interval = 0.25 }))
         local best = leadpipe.iter.top(client:people(audience, run.id, {
             limit = 500,
             where = { min_score = min_score, seniority_at_least = "director" },
