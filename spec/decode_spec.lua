@@ -11,7 +11,6 @@ local math_type = math.type
 -- Under valgrind (make valgrind) the heaviest loops run on less data.
 local LIGHT = os.getenv("LEADPIPE_VALGRIND") ~= nil
 local array_mt = core.array_mt
-local FFFD = "\239\191\189"
 
 -- ===== helpers ============================================================================
 
@@ -239,18 +238,28 @@ describe("core decoders", function()
         assert.are.equal(n / 2 - math.floor(n / 2 / 7), #a)
     end)
 
-    it("turn bad UTF-8 and lone surrogates into U+FFFD", function()
-        assert.are.equal("a" .. FFFD .. "b", both('["a\255b"]')[1])
-        assert.are.equal(FFFD, both('["\\ud800"]')[1])
-        assert.are.equal(FFFD, both('["\\udc00"]')[1])
-        assert.are.equal(FFFD .. "A", both('["\\ud800\\u0041"]')[1])
-        assert.are.equal(FFFD .. "\240\144\128\128", both('["\\ud800\\ud800\\udc00"]')[1])
+    it("refuse bad UTF-8 and lone surrogates, naming the field, and replace nothing", function()
+        local function fails(text, want)
+            local v, err = both(text)
+            assert.is_nil(v, text)
+            assert.are.equal("decode: " .. want, err)
+        end
+        fails('["a\255b"]', "invalid UTF-8 in a string at character 4")
+        fails('{"firstName":"a\255b"}', 'invalid UTF-8 in the value of "firstName" at character 16')
+        fails('{"hashedEmail":"\\ud800"}',
+            'unpaired surrogate escape \\ud800 in the value of "hashedEmail" at character 17')
+        fails('{"a":1,"company":{"name":"x\\udc00"}}',
+            'unpaired surrogate escape \\udc00 in the value of "name" at character 28')
+        fails('["\\ud800\\u0041"]', "unpaired surrogate escape \\ud800 in a string at character 3")
+        fails('["\\ud800\\ud800\\udc00"]', "unpaired surrogate escape \\ud800 in a string at character 3")
+        fails('["\192\175"]', "invalid UTF-8 in a string at character 3")        -- overlong
+        fails('["\237\160\128"]', "invalid UTF-8 in a string at character 3")   -- encoded surrogate
+        fails('["\240\159\152"]', "invalid UTF-8 in a string at character 3")   -- truncated
+        fails('{"k\255":1}', "invalid UTF-8 in an object key at character 4")
+        fails('{"k":["ok","\\udbff"]}', 'unpaired surrogate escape \\udbff in the value of "k" at character 13')
         assert.are.equal("\240\159\152\128", both('["\\ud83d\\ude00"]')[1])
-        assert.are.equal(FFFD .. FFFD, both('["\192\175"]')[1])             -- overlong: 2 subparts
-        assert.are.equal(FFFD .. FFFD .. FFFD, both('["\237\160\128"]')[1]) -- encoded surrogate
-        assert.are.equal(FFFD, both('["\240\159\152"]')[1])                 -- truncated: 1 subpart
+        assert.are.equal("\240\144\128\128", both('["\\ud800\\udc00"]')[1])
         assert.are.equal("\\ud800", both('["\\\\ud800"]')[1])
-        assert.are.equal(FFFD, next(both('{"k\255":1}')):sub(2))
         assert.are.equal("a\1b", both('["a\1b"]')[1])
     end)
 
@@ -498,8 +507,9 @@ describe("core.decode_page()", function()
             assert.is_nil(v)
             assert.are.equal(want, err)
         end
-        local v = core.decode_page('{"data":{"results":[{"a":"\255"}]}}', nil, true)
-        assert.are.equal('{"a":"' .. FFFD .. '"}', v.data.results[1])
+        local v, err = core.decode_page('{"data":{"results":[{"a":"\255"}]}}', nil, true)
+        assert.is_nil(v)
+        assert.are.equal('decode: invalid UTF-8 in the value of "a" at character 27', err)
         assert.has_error(function() core.decode_page(AWKWARD, {}) end)
         assert.has_error(function() core.decode_page(nil) end)
         assert.has_error(function() core.where{ min_score = "x" } end)
