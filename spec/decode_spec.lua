@@ -256,7 +256,8 @@ describe("core decoders", function()
         fails('["\237\160\128"]', "invalid UTF-8 in a string at character 3")   -- encoded surrogate
         fails('["\240\159\152"]', "invalid UTF-8 in a string at character 3")   -- truncated
         fails('{"k\255":1}', "invalid UTF-8 in an object key at character 4")
-        fails('{"k":["ok","\\udbff"]}', 'unpaired surrogate escape \\udbff in the value of "k" at character 13')
+        fails('{"k":["ok","\\udbff"]}',
+            'unpaired surrogate escape \\udbff in the value of "k" at character 13')
         assert.are.equal("\240\159\152\128", both('["\\ud83d\\ude00"]')[1])
         assert.are.equal("\240\144\128\128", both('["\\ud800\\udc00"]')[1])
         assert.are.equal("\\ud800", both('["\\\\ud800"]')[1])
