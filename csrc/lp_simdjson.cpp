@@ -70,6 +70,8 @@ struct lp_sj {
     simdjson::dom::parser parser;
     element root;
     lp_sj_slot slots[LP_SJ_CACHE_SLOTS];
+    lp_row_id_t *ids; /* the row ids of the page being built (malloc'd, ids_cap of them) */
+    size_t ids_cap;
 };
 
 namespace {
@@ -577,6 +579,7 @@ struct lp_page {
     const lp_where_t *pred;
     int raw;
     lua_Integer nrows, nkept;
+    lp_sj_ids_t *ids; /* NULL: no row ids wanted */
 };
 
 struct lp_build {
@@ -586,6 +589,41 @@ struct lp_build {
     lp_sj *sj;
     lp_page *page; /* NULL outside decode_page */
 };
+
+/* FNV-1a, 64 bits: the id of a row is this hash of its hashedEmail. */
+inline uint64_t id_hash(std::string_view v)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (unsigned char c : v) {
+        h ^= c;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* Notes the id of row number `row` (1-based) of a page, when it has a string
+ * hashedEmail; grows the parser's id array first (raises on no memory: the
+ * parser owns the array, nothing leaks). */
+void note_id(const lp_build &b, element x, lua_Integer row)
+{
+    lp_sj *sj = b.sj;
+    lp_sj_ids_t *ids = b.page->ids;
+    element v;
+    if (!get_field(x, "hashedEmail", 11, v) || v.type() != element_type::STRING)
+        return;
+    if (ids->n == sj->ids_cap) {
+        size_t cap = sj->ids_cap ? sj->ids_cap * 2 : 512;
+        void *p = std::realloc(sj->ids, cap * sizeof(lp_row_id_t));
+        if (p == nullptr)
+            luaL_error(b.L, "decode: out of memory");
+        sj->ids = static_cast<lp_row_id_t *>(p);
+        sj->ids_cap = cap;
+        ids->ids = sj->ids;
+    }
+    sj->ids[ids->n].hash = id_hash(v.get_string().value_unsafe());
+    sj->ids[ids->n].row = (uint32_t)row;
+    ids->n++;
+}
 
 /* Pushes the string s, from the cache when it is there. The cache table's
  * array part exists already, so lua_rawseti there never allocates: the slot
@@ -724,14 +762,15 @@ void push_results(const lp_build &b, array a)
     lua_Integer n = 0, kept = 0;
     int i = 0;
     for (element x : a) {
-        if (is_null(x))
-            continue;
         /* A row that is not an object is always built: the Lua layer must see it to
-         * refuse the page (a filter must never hide a malformed row). */
+         * refuse the page (a filter must never hide a malformed row); a null row is
+         * built as false (a hole in the array would hide it). */
         bool k = pg->pred == nullptr || x.type() != element_type::OBJECT || keep_row(pg->pred, x);
         if (n < LP_KEEP_MEMO)
             keep[n] = k;
         n++;
+        if (pg->ids != nullptr)
+            note_id(b, x, n);
         kept += k;
     }
     pg->nrows = n;
@@ -739,15 +778,15 @@ void push_results(const lp_build &b, array a)
     lua_createtable(L, (int)kept, 0);
     n = 0;
     for (element x : a) {
-        if (is_null(x))
-            continue;
         bool k = n < LP_KEEP_MEMO ? keep[n] != 0
                                   : (pg->pred == nullptr || x.type() != element_type::OBJECT ||
                                      keep_row(pg->pred, x));
         n++;
         if (!k)
             continue;
-        if (pg->raw) {
+        if (is_null(x)) {
+            lua_pushboolean(L, 0);
+        } else if (pg->raw) {
             luaL_Buffer B;
             luaL_buffinit(L, &B);
             raw_value(&B, x);
@@ -780,6 +819,8 @@ extern "C" lp_sj_t *lp_sj_new(void)
             e.s = nullptr;
             e.len = (size_t)-1;
         }
+        sj->ids = nullptr;
+        sj->ids_cap = 0;
         if (sj->parser.allocate(4096, LP_JSON_MAX_DEPTH) != simdjson::SUCCESS) {
             delete sj;
             return nullptr;
@@ -792,6 +833,8 @@ extern "C" lp_sj_t *lp_sj_new(void)
 
 extern "C" void lp_sj_free(lp_sj_t *sj)
 {
+    if (sj != nullptr)
+        std::free(sj->ids);
     delete sj;
 }
 
@@ -828,9 +871,13 @@ extern "C" void lp_sj_push(lua_State *L, lp_sj_t *sj, int array_mt, int cache)
 
 extern "C" void lp_sj_push_page(lua_State *L, lp_sj_t *sj, int array_mt, int cache,
                                 const lp_where_t *pred, int raw, lua_Integer *nrows,
-                                lua_Integer *nkept)
+                                lua_Integer *nkept, lp_sj_ids_t *ids)
 {
-    lp_page pg = { pred, raw, 0, 0 };
+    lp_page pg = { pred, raw, 0, 0, ids };
+    if (ids != nullptr) {
+        ids->ids = sj->ids;
+        ids->n = 0;
+    }
     lp_build b = { L, array_mt, cache, sj, &pg };
     if (sj->root.type() == element_type::OBJECT)
         push_object(b, sj->root.get_object().value_unsafe(), LP_ROOT);

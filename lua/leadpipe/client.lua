@@ -17,8 +17,8 @@ local window = require "leadpipe.window"
 
 local setmetatable, getmetatable, type, tostring, pairs, error =
     setmetatable, getmetatable, type, tostring, pairs, error
-local min, ceil = math.min, math.ceil
-local remove = table.remove
+local min, ceil, random = math.min, math.ceil, math.random
+local remove, insert = table.remove, table.insert
 local getenv = os.getenv
 
 local VERSION = require "leadpipe.version"
@@ -350,22 +350,33 @@ local function check_run_ids(fname, aud, run_id)
 end
 
 -- Finishes a results call and checks the page invariants (leadpipe.page); `seen` is what
--- the same read learnt from its pages so far ({ total =, ids = }), or nil. page.rows is how
--- many rows the page had; page.kept, when a decoder with a pushed-down `where` built only
--- some of them (then page.results holds just those), how many it kept.
+-- the same read learnt from its pages so far ({ total =, ids =, filtered =, raw = }), or
+-- nil; seen.ids becomes this page's ids. A call decoded by core.decode_page (o.decode of the
+-- pipeline) returns the page's row counts and its repeat check after the body. page.rows is
+-- how many rows the page had; page.kept, when a pushed-down `where` built only some of them
+-- (then page.results holds just those), how many it kept.
 local function finish_page(self, call, limit, offset, seen)
-    local status, headers, body, nrows, nkept = self.transport:finish(call)
-    if not status then return nil, headers end
-    local page, err = page_mod.from_response(status, headers, body, {
+    local status, headers, body, nrows, nkept, ids, dup_row, dup_of = self.transport:finish(call)
+    if not status then
+        if seen and headers.kind == "decode" then
+            headers.message = "results page at offset " .. offset .. ": " .. headers.message
+        end
+        return nil, headers
+    end
+    local paged = nkept ~= nil and status ~= 202
+    local page, lua_ids = page_mod.from_response(status, headers, body, {
         limit = limit, offset = offset, prev_total = seen and seen.total,
         prev_ids = seen and seen.ids, scrub = self.transport:scrubber(),
-        rows = nkept and nrows, kept = nkept,
+        rows = paged and nrows or nil, kept = paged and nkept or nil, raw = seen and seen.raw,
+        dup_row = paged and dup_row or nil, dup_of = dup_of,
     })
-    if page then
-        page.rows = nrows and nkept and nrows or #page.results
-        page.kept = nkept
+    if not page then return nil, lua_ids end
+    page.rows = paged and nrows or #page.results
+    page.kept = paged and seen.filtered and nkept or nil
+    if seen and page.state == "completed" then
+        seen.total, seen.ids = page.total, paged and ids or lua_ids
     end
-    return page, err
+    return page
 end
 
 local function start_page(self, aud, run_id, limit, offset, decode, deadline)
@@ -559,19 +570,41 @@ local CLIENT_AHEAD = 64
 -- page, up to `prefetch`, halved by a 429 or 503 (leadpipe/window.lua). When a page has
 -- arrived, the requests that refill the window are sent before the page is decoded
 -- (http.lua's on_arrival), so the wire never idles while we decode.
--- o.decode (from people()) replaces core.decode for result bodies.
+--
+-- Short pages (the docs: "a page may be shorter than limit"): the pages in flight are
+-- planned as if every page were full. A page of n < limit rows before total leaves a gap
+-- between offset + n and the next page in flight; the gap is asked for at once (as one
+-- page of at most `limit` rows, which may be short again), ahead of the pages already in
+-- flight, which stay valid. Rows come out exactly once, in offset order.
+-- An empty page before total is asked for again with backoff, up to the client's
+-- max_retries times, then the read fails with EMPTY_PAGE naming the offset.
+--
+-- o.native (a core.where predicate) and o.raw (rows as JSON text) go to core.decode_page
+-- when the core has it; it also checks repeated rows in C (leadpipe.page).
 local function page_iterator(self, aud, run_id, o, fname)
     local limit = o.limit or 100
     local win = window.new(o.prefetch or DEFAULT_PREFETCH)
-    local transport, host, decode = self.transport, self.host, o.decode
+    local transport, host = self.transport, self.host
     local now = host.now
     local left_at                     -- when the last page was handed out
     local next_offset = o.offset or 0 -- offset of the next page handed out
-    local ahead                       -- offset of the next page to request
+    local ahead                       -- offset just past the last page requested
     local total
-    local seen = {} -- what the pages so far said: total, the edge row ids of the last one
+    -- what the pages so far said: total, the last page's row ids; how pages are decoded
+    local seen = { filtered = o.native ~= nil, raw = o.raw }
     local done = false
-    local inflight = {} -- { offset =, call =, sent = }, in offset order
+    local inflight = {} -- { offset =, limit =, call =, sent = }, in offset order
+
+    local decode
+    local decode_page = core.decode_page
+    if decode_page then
+        local native, raw = o.native, o.raw
+        decode = function(body) return decode_page(body, native, raw, seen.ids) end
+    else
+        -- the cjson decoder, in page mode: a null row is built as false, not dropped
+        local decode_cjson = core.decode_cjson
+        decode = function(body) return decode_cjson(body, true) end
+    end
 
     local function drop_inflight()
         for i = #inflight, 1, -1 do
@@ -596,7 +629,8 @@ local function page_iterator(self, aud, run_id, o, fname)
         local room = min(win:room(#inflight + ceil((total - ahead) / limit)), CLIENT_AHEAD - others())
         while #inflight < room and ahead < total do
             inflight[#inflight + 1] = {
-                offset = ahead, sent = now(), call = start_page(self, aud, run_id, limit, ahead, decode),
+                offset = ahead, limit = limit, sent = now(),
+                call = start_page(self, aud, run_id, limit, ahead, decode),
             }
             ahead = ahead + limit
         end
@@ -604,13 +638,13 @@ local function page_iterator(self, aud, run_id, o, fname)
 
     -- Waits for a call sent at `sent`; tells the window what the wait showed. `waited`:
     -- the call was sent just now, so the reader surely waits for it.
-    local function finish_slot(call, offset, sent, waited)
+    local function finish_slot(call, offset, lim, sent, waited)
         local asked, arrived = now(), nil
         call.on_arrival = function()
             arrived = now()
             if total then refill() end
         end
-        local page, err = finish_page(self, call, limit, offset, seen)
+        local page, err = finish_page(self, call, lim, offset, seen)
         if arrived then
             local wait, t = arrived - asked, now()
             -- a wait of under 0.5 ms: the page was there already, and arrived says nothing
@@ -622,14 +656,34 @@ local function page_iterator(self, aud, run_id, o, fname)
         return page, err
     end
 
-    local function fetch_at(offset, deadline)
+    local function fetch_at(offset, lim, deadline)
         local sent = now()
-        return finish_slot(start_page(self, aud, run_id, limit, offset, decode, deadline), offset, sent, true)
+        return finish_slot(start_page(self, aud, run_id, lim, offset, decode, deadline), offset, lim,
+            sent, true)
+    end
+
+    -- An empty page before total (EMPTY_PAGE, retryable) is asked for again with backoff,
+    -- like a transient error, at most max_retries times.
+    local function settle(page, err, offset, lim)
+        local tries = 0
+        while not page and err.code == "EMPTY_PAGE" and tries < transport.max_retries
+            and not self.closed do
+            tries = tries + 1
+            local d = min(transport.backoff_max, transport.backoff_base * 2 ^ (tries - 1))
+            host.sleep(d / 2 + random() * d / 2)
+            page, err = fetch_at(offset, lim)
+        end
+        if not page and err.code == "EMPTY_PAGE" then
+            err.attempts = tries + 1
+            err.message = err.message .. " (asked " .. (tries + 1) .. " times)"
+        end
+        return page, err
     end
 
     local function first_page()
         if o.wait == false then
-            local page, err = fetch_at(next_offset)
+            local page, err = fetch_at(next_offset, limit)
+            page, err = settle(page, err, next_offset, limit)
             if page and page.state ~= "completed" then
                 err = errors.new("not_ready", "run " .. run_id .. " is " .. tostring(page.state)
                     .. " (pass wait = true to wait for it)", { status = 202, retryable = true })
@@ -637,26 +691,37 @@ local function page_iterator(self, aud, run_id, o, fname)
             end
             return page, err
         end
-        return poll_until_complete(self, function(deadline)
+        local page, err = poll_until_complete(self, function(deadline)
             if self.closed then return nil, closed(fname) end
-            return fetch_at(next_offset, deadline)
+            return fetch_at(next_offset, limit, deadline)
         end, run_id, o)
+        return settle(page, err, next_offset, limit)
     end
 
     local function next_page()
         local slot = remove(inflight, 1)
-        if slot and slot.offset ~= next_offset then
-            -- a short page moved the offsets: what was requested ahead is of no use
-            transport:cancel(slot.call)
-            drop_inflight()
-            ahead = next_offset
-            slot = nil
+        local page, err, lim
+        if slot then
+            lim = slot.limit
+            page, err = finish_slot(slot.call, slot.offset, lim, slot.sent)
+        else
+            lim, ahead = limit, next_offset + limit
+            page, err = fetch_at(next_offset, lim)
         end
-        if not slot then
-            ahead = next_offset + limit
-            return fetch_at(next_offset)
+        return settle(page, err, next_offset, lim)
+    end
+
+    -- After a short page: the rows between next_offset and the first page in flight are
+    -- asked for now, ahead of it (the pages in flight stay as they are).
+    local function fill_gap()
+        local head = inflight[1]
+        if head and head.offset > next_offset then
+            local lim = min(limit, head.offset - next_offset)
+            insert(inflight, 1, {
+                offset = next_offset, limit = lim, sent = now(),
+                call = start_page(self, aud, run_id, lim, next_offset, decode),
+            })
         end
-        return finish_slot(slot.call, slot.offset, slot.sent)
     end
 
     local function iter()
@@ -681,16 +746,16 @@ local function page_iterator(self, aud, run_id, o, fname)
         end
         local is_first = total == nil
         total = page.total
-        seen.total, seen.ids = total, page_mod.edge_ids(page)
-        local n = page.rows
         page.offset = next_offset
-        next_offset = next_offset + n
+        next_offset = next_offset + page.rows
         if next_offset >= total then
             done = true
             drop_inflight()
         elseif is_first then
             ahead = next_offset
             refill()
+        else
+            fill_gap()
         end
         left_at = now()
         return page
@@ -744,11 +809,11 @@ end
 local PEOPLE_OPTS = set{ "limit", "offset", "wait", "prefetch", "timeout", "interval", "max_interval",
                          "on_poll", "where", "filter", "on_page", "raw" }
 
--- The where{} of people() as (decode, lua_predicate): with a decoder that takes a compiled
+-- The where{} of people() as (native, lua_predicate): with a decoder that takes a compiled
 -- predicate (core.decode_page), rows that fail it are never built and the Lua predicate is
--- nil; otherwise the Lua predicate runs on every decoded row. `raw` asks the decoder for
--- each kept row's JSON text instead of a table. Raises an invalid_argument error.
-local function compile_where(fname, where, raw)
+-- nil; otherwise the Lua predicate runs on every decoded row. Raises an invalid_argument
+-- error.
+local function compile_where(fname, where)
     local filter = require "leadpipe.filter"
     local compiled
     if where ~= nil then
@@ -759,11 +824,8 @@ local function compile_where(fname, where, raw)
         end
         compiled = c
     end
-    local decode_page = core.decode_page
-    if decode_page and (raw or (compiled and compiled.native)) then
-        local native = compiled and compiled.native
-        return function(body) return decode_page(body, native, raw) end, nil
-    end
+    local native = compiled and compiled.native
+    if core.decode_page and native then return native, nil end
     return nil, compiled and compiled.fn
 end
 
@@ -798,13 +860,14 @@ function Client:people(aud, run_id, opts)
         err = invalid(fname, "filter", "cannot be used with raw = true (rows are JSON text); use where")
     end
     if err then error(err, 2) end
-    local ok, decode, where_fn = pcall(compile_where, fname, o.where, o.raw)
-    if not ok then error(decode, 2) end
-    local page_opts = { decode = decode }
+    local ok, native, where_fn = pcall(compile_where, fname, o.where)
+    if not ok then error(native, 2) end
+    local raw = o.raw and core.decode_page ~= nil
+    local page_opts = { native = native, raw = raw }
     for k in pairs(PAGES_OPTS) do page_opts[k] = o[k] end
     local pages, _, _, closer = page_iterator(self, aud, run_id, page_opts, fname)
     local on_page, pred = o.on_page, o.filter
-    local encode = o.raw and not decode and require("leadpipe.json").encode
+    local encode = o.raw and not raw and require("leadpipe.json").encode
     local transport = self.transport
     local results, i = nil, 0
     local iter = function()

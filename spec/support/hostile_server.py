@@ -191,6 +191,48 @@ class Handler(BaseHTTPRequestHandler):
             p["data"]["results"] = p["data"]["results"][:60]
         self.send(200, p)
 
+    def s_short_all(self, limit, offset, **_):
+        # legal: every page holds between 1 and limit - 1 rows (never none before total)
+        p = page(offset, limit)
+        n = len(p["data"]["results"])
+        if n > 1:
+            p["data"]["results"] = p["data"]["results"][:1 + (offset * 7 + limit) % (n - 1)]
+        self.send(200, p)
+
+    def s_repeat_in_page(self, limit, offset, **_):
+        # h0, h1, h2, h0: a row repeated inside one page
+        p = page(offset, limit)
+        if offset == 0:
+            p["data"]["results"][3] = row(0)
+        self.send(200, p)
+
+    def s_repeat_prev(self, limit, offset, **_):
+        # the second page repeats the last row of the first one in its middle
+        p = page(offset, limit)
+        if offset > 0:
+            p["data"]["results"][5] = row(offset - 1)
+        self.send(200, p)
+
+    def s_result_count(self, limit, offset, **_):
+        # a run whose resultCount says another number than total
+        p = page(offset, limit)
+        p["data"]["run"]["resultCount"] = TOTAL + 1
+        self.send(200, p)
+
+    def s_bad_utf8(self, limit, offset, **_):
+        # bytes that are not UTF-8 in a hashedEmail of the second page
+        body = json.dumps(page(offset, limit)).encode()
+        if offset > 0:
+            body = body.replace(b"h%05d" % (offset + 3), b"h\xff\xfe0001")
+        self.send(200, body)
+
+    def s_lone_surrogate(self, limit, offset, **_):
+        p = page(offset, limit)
+        body = json.dumps(p)
+        if offset > 0:
+            body = body.replace('"h%05d"' % (offset + 2), '"h\\ud800%d"' % offset)
+        self.send(200, body.encode())
+
     def s_too_many(self, limit, offset, **_):
         self.send(200, page(offset, limit + 1))
 
