@@ -190,6 +190,38 @@ describe("hostile server", function()
         end
     end)
 
+    it("refuses a run, a run list or stats without their documented shape", function()
+        for _, scen in ipairs{ "data_object", "good" } do
+            local c = client_for(scen)
+            local calls = {
+                create_run = function() return c:create_run(AUD) end,
+                cancel_run = function() return c:cancel_run(AUD, RUN) end,
+                stats = function() return c:stats(AUD, RUN) end,
+                list_runs = function() return c:list_runs(AUD) end,
+            }
+            for name, call in pairs(calls) do
+                local v, err = call()
+                assert.is_nil(v, scen .. " " .. name)
+                assert_error(err, "decode", "BAD_RESPONSE")
+                assert.truthy(err.message:find(name, 1, true), err.message)
+            end
+            c:close()
+        end
+        -- and the command line says so instead of printing nil
+        local cli = require "leadpipe.cli"
+        local h = require "spec.support.cli_helpers"
+        for _, args in ipairs{ { "run", AUD }, { "cancel", AUD, RUN } } do
+            nonce = nonce + 1
+            local out, err = h.buffer(), h.buffer()
+            local status = cli.main(args, { stdout = out, stderr = err, isatty = false,
+                getenv = h.getenv{ LEADPIPE_API_KEY = "sk_hostile_0123456789",
+                    LEADPIPE_BASE_URL = srv.url .. "/s/data_object/" .. nonce } })
+            assert.are.equal(1, status)
+            assert.are.equal("", out.text())
+            assert.truthy(err.text():find("BAD_RESPONSE", 1, true), err.text())
+        end
+    end)
+
     it("names the field and the offset of a string that is not UTF-8", function()
         local _, err = read_all("bad_utf8")
         assert.are.equal("decode", err.kind)

@@ -14,6 +14,7 @@ local hosts = require "leadpipe.hosts"
 local args = require "leadpipe.args"
 local page_mod = require "leadpipe.page"
 local window = require "leadpipe.window"
+local shape = require "leadpipe.shape"
 
 local setmetatable, getmetatable, type, tostring, pairs, error =
     setmetatable, getmetatable, type, tostring, pairs, error
@@ -341,6 +342,11 @@ local function data_of(what, status, headers_or_err, body)
     if type(data) ~= "table" or (getmetatable(data) == core.array_mt) ~= want_array then
         return nil, errors.new("decode", what .. " response has no data " .. (want_array and "array"
             or "object"), { status = status, code = "BAD_RESPONSE" })
+    end
+    local why = shape.check(what, data)
+    if why then
+        return nil, errors.new("decode", what .. " response: " .. why, { status = status,
+            code = "BAD_RESPONSE" })
     end
     return data
 end

@@ -422,6 +422,36 @@ class Handler(BaseHTTPRequestHandler):
         self.send(302, b"", headers=[("Location", base + rest + "?k=" + key)] +
                   self.leak_headers(key))
 
+    def s_leak_all(self, key, rest, limit, offset, **_):
+        # well-formed answers to every endpoint the command line calls, each with the key
+        # in every field it prints
+        hdr = self.leak_headers(key)
+        meta = {"request_id": key}
+        run = {"id": RUN, "status": "completed", "runType": "manual", "resultCount": TOTAL,
+               "createdAt": key, "completedAt": key, "errorMessage": key}
+        if rest.endswith("/export.csv"):
+            return self.send(200, ("hashedEmail,fullName\nh0,%s\nh1,x %s y\n" % (key, key)).encode(),
+                             ctype="text/csv", headers=hdr)
+        if rest.endswith("/stats"):
+            return self.send(200, {"data": {"run": run, "stats": {"total": TOTAL, "note": key}},
+                                   "meta": meta}, headers=hdr)
+        if rest.endswith("/results"):
+            p = page(offset, limit)
+            for r in p["data"]["results"]:
+                r["fullName"] = "name " + key
+            p["meta"] = meta
+            return self.send(200, p, headers=hdr)
+        if rest.endswith("/runs") and self.command == "GET":
+            return self.send(200, {"data": [run], "meta": meta}, headers=hdr)
+        if self.command in ("POST", "DELETE"):
+            r = dict(run, status="queued" if self.command == "POST" else "cancelled",
+                     idempotencyKey=key)
+            return self.send(200, {"data": r, "meta": meta}, headers=hdr)
+        if rest == "/v1/intent/audiences":
+            return self.send(200, {"data": [{"id": RUN, "name": key, "status": "active"}],
+                                   "meta": meta}, headers=hdr)
+        return self.send(404, {"error": {"code": "NOT_FOUND", "message": key}}, headers=hdr)
+
     def s_leak_decode(self, key, **_):
         self.send(200, ('{"data": {"k": "' + key + '", ').encode(), headers=self.leak_headers(key))
 
