@@ -192,7 +192,9 @@ static void text_as_string(lua_State *L)
 
 /* Page mode: a null element of data.results (the value on top, as cjson gave
  * it) becomes false, so that the page rules see a row that is not an object
- * instead of a hole the fix pass would close (as decode_page does). */
+ * instead of a hole the fix pass would close (as decode_page does). A results
+ * array of one null is left alone: lp_jscan writes `[]` so for cjson, and a
+ * page whose only row is null reads as empty (refused when rows are due). */
 static void mark_null_rows(lua_State *L)
 {
     size_t n, i;
@@ -203,7 +205,7 @@ static void mark_null_rows(lua_State *L)
         lua_getfield(L, -1, "results");
         if (lua_type(L, -1) == LUA_TTABLE) {
             n = lp_rawlen(L, -1);
-            for (i = 1; i <= n; i++) {
+            for (i = 1; i <= n && n > 1; i++) {
                 lua_rawgeti(L, -1, (lua_Integer)i);
                 if (lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
                     lua_pushboolean(L, 0);

@@ -761,6 +761,15 @@ void push_results(const lp_build &b, array a)
     unsigned char keep[LP_KEEP_MEMO];
     lua_Integer n = 0, kept = 0;
     int i = 0;
+    if (a.size() == 1 && is_null(*a.begin())) {
+        /* one null row reads as no row, as in the cjson decoder (where lp_jscan writes
+         * `[]` so): a page whose only row is null is empty (refused when rows are due) */
+        pg->nrows = pg->nkept = 0;
+        lua_createtable(L, 0, 0);
+        lua_pushvalue(L, b.array_mt);
+        lua_setmetatable(L, -2);
+        return;
+    }
     for (element x : a) {
         /* A row that is not an object is always built: the Lua layer must see it to
          * refuse the page (a filter must never hide a malformed row); a null row is
