@@ -115,11 +115,21 @@ static size_t utf8_sequence(const unsigned char *p, size_t avail, size_t *bad)
     return n;
 }
 
+/* What is wrong with a string (scan_string). */
+#define LP_STR_OK 0
+#define LP_STR_UTF8 1      /* bytes that are not UTF-8 */
+#define LP_STR_SURROGATE 2 /* a \uXXXX surrogate escape without its other half */
+
+/* Longest key named in full by an error (keys are checked UTF-8 already). */
+#define LP_JSCAN_KEY_SHOWN 60
+
 /* Scans the string whose opening quote is at s[at]; returns the offset just
- * past its closing quote (len when it is unterminated). */
-static size_t scan_string(lp_jscan_out_t *o, size_t len, size_t at, int mode)
+ * past its closing quote (len when it is unterminated). The first thing wrong
+ * with it (LP_STR_*) goes to *bad, and where it is to *bad_at; the string is
+ * then left for the caller to report. */
+static size_t scan_string(lp_jscan_out_t *o, size_t len, size_t at, int mode, int *bad,
+                          size_t *bad_at)
 {
-    static const char fffd[] = "\xEF\xBF\xBD";
     static const char hex[] = "0123456789abcdef";
     const char *s = o->s;
     size_t i = at + 1;
@@ -133,12 +143,14 @@ static size_t scan_string(lp_jscan_out_t *o, size_t len, size_t at, int mode)
                 long lo = unicode_escape(s, len, i + 6);
                 if (lo >= 0xDC00 && lo <= 0xDFFF) {
                     i += 12;
-                } else {
-                    out_replace(o, i, 6, "\\ufffd", 6);
-                    i += 6;
+                    continue;
                 }
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                out_replace(o, i, 6, "\\ufffd", 6);
+            }
+            if (cp >= 0xD800 && cp <= 0xDFFF) {
+                if (*bad == LP_STR_OK) {
+                    *bad = LP_STR_SURROGATE;
+                    *bad_at = i;
+                }
                 i += 6;
             } else {
                 i += cp >= 0 ? 6 : 2; /* a bad escape is the parser's to report */
@@ -152,16 +164,54 @@ static size_t scan_string(lp_jscan_out_t *o, size_t len, size_t at, int mode)
         } else if (c < 0x80) {
             i++;
         } else {
-            size_t bad = 0, n = utf8_sequence((const unsigned char *)s + i, len - i, &bad);
+            size_t ill = 0, n = utf8_sequence((const unsigned char *)s + i, len - i, &ill);
             if (n > 0) {
                 i += n;
             } else {
-                out_replace(o, i, bad, fffd, 3);
-                i += bad;
+                if (*bad == LP_STR_OK) {
+                    *bad = LP_STR_UTF8;
+                    *bad_at = i;
+                }
+                i += ill;
             }
         }
     }
     return len;
+}
+
+/* Pushes the reason a string is refused: what is wrong, and the field it is the value
+ * of (the last object key met before it), or that it is a key itself. */
+static void push_bad_string(lua_State *L, const char *s, size_t len, size_t end, int bad,
+                            size_t bad_at, const char *key, size_t key_len)
+{
+    luaL_Buffer b;
+    size_t k = end;
+    while (k < len && (s[k] == ' ' || s[k] == '\t' || s[k] == '\n' || s[k] == '\r'))
+        k++;
+    luaL_buffinit(L, &b);
+    if (bad == LP_STR_SURROGATE) {
+        luaL_addstring(&b, "unpaired surrogate escape ");
+        luaL_addlstring(&b, s + bad_at, 6);
+    } else {
+        luaL_addstring(&b, "invalid UTF-8");
+    }
+    if (k < len && s[k] == ':') {
+        luaL_addstring(&b, " in an object key");
+    } else if (key != NULL) {
+        luaL_addstring(&b, " in the value of \"");
+        if (key_len > LP_JSCAN_KEY_SHOWN) {
+            luaL_addlstring(&b, key, LP_JSCAN_KEY_SHOWN);
+            luaL_addstring(&b, "...");
+        } else {
+            luaL_addlstring(&b, key, key_len);
+        }
+        luaL_addchar(&b, '"');
+    } else {
+        luaL_addstring(&b, " in a string");
+    }
+    luaL_pushresult(&b);
+    lua_pushfstring(L, " at character %d", (int)(bad_at + 1));
+    lua_concat(L, 2);
 }
 
 /* Checks the number text p[0..n) against the JSON grammar. Returns 1 when it
@@ -219,8 +269,8 @@ static int fits_64(const char *p, size_t n)
 int lp_jscan(lua_State *L, const char *s, size_t len, int mode, int *tagged)
 {
     lp_jscan_out_t o;
-    size_t i = 0;
-    int depth = 0, top = lua_gettop(L);
+    size_t i = 0, key_at = 0, key_len = 0;
+    int depth = 0, top = lua_gettop(L), has_key = 0;
     const char *why = NULL;
     o.L = L;
     o.s = s;
@@ -230,7 +280,22 @@ int lp_jscan(lua_State *L, const char *s, size_t len, int mode, int *tagged)
     while (i < len) {
         char c = s[i];
         if (c == '"') {
-            i = scan_string(&o, len, i, mode);
+            int bad = LP_STR_OK;
+            size_t bad_at = 0, end = scan_string(&o, len, i, mode, &bad, &bad_at), k = end;
+            if (bad != LP_STR_OK) {
+                lua_settop(L, top); /* drops an unfinished rewrite */
+                push_bad_string(L, s, len, end, bad, bad_at, has_key ? s + key_at : NULL, key_len);
+                return LP_JSCAN_ERROR;
+            }
+            while (k < len && (s[k] == ' ' || s[k] == '\t' || s[k] == '\n' || s[k] == '\r'))
+                k++;
+            if (k < len && s[k] == ':' && end > i + 1) {
+                /* an object key: the field a bad string after it is named by */
+                has_key = 1;
+                key_at = i + 1;
+                key_len = end - i - 2;
+            }
+            i = end;
         } else if (c == '[' || c == '{') {
             if (++depth > LP_JSON_MAX_DEPTH) {
                 why = "nested too deeply";

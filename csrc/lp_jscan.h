@@ -6,10 +6,11 @@
  * lp_jscan walks the text once, outside and inside strings, and either finds
  * nothing to change, or builds a rewritten copy, or finds an error:
  *
- *   both modes: a byte sequence that is not UTF-8 inside a string becomes
- *     U+FFFD (one per maximal ill-formed subpart, as the Unicode standard
- *     recommends); a lone surrogate escape (\ud800 not followed by a low one,
- *     or a low one alone) becomes \ufffd; numbers are checked against the
+ *   both modes: a byte sequence that is not UTF-8 inside a string is an
+ *     error ("invalid UTF-8 in the value of \"firstName\" at character 37"),
+ *     and so is a lone surrogate escape (\ud800 not followed by a low one, or
+ *     a low one alone): nothing is replaced silently, since a changed
+ *     hashedEmail would be another person; numbers are checked against the
  *     JSON grammar ("01", "1.", ".5" are errors) and for range (a number
  *     whose value overflows a double, "1e400", is an error); nesting deeper
  *     than LP_JSON_MAX_DEPTH is an error.

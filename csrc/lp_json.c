@@ -190,14 +190,44 @@ static void text_as_string(lua_State *L)
     luaL_checktype(L, 1, LUA_TSTRING);
 }
 
-/* core.decode_cjson(text) -> value | nil, "decode: <reason>". text: a string,
+/* Page mode: a null element of data.results (the value on top, as cjson gave
+ * it) becomes false, so that the page rules see a row that is not an object
+ * instead of a hole the fix pass would close (as decode_page does). A results
+ * array of one null is left alone: lp_jscan writes `[]` so for cjson, and a
+ * page whose only row is null reads as empty (refused when rows are due). */
+static void mark_null_rows(lua_State *L)
+{
+    size_t n, i;
+    if (lua_type(L, -1) != LUA_TTABLE)
+        return;
+    lua_getfield(L, -1, "data");
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_getfield(L, -1, "results");
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            n = lp_rawlen(L, -1);
+            for (i = 1; i <= n && n > 1; i++) {
+                lua_rawgeti(L, -1, (lua_Integer)i);
+                if (lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
+                    lua_pushboolean(L, 0);
+                    lua_rawseti(L, -3, (lua_Integer)i);
+                }
+                lua_pop(L, 1);
+            }
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* core.decode_cjson(text, page) -> value | nil, "decode: <reason>". text: a string,
  * or a body kept in C memory (copied into a string here: cjson takes nothing
- * else). Raises only when text is neither, or a closed body. */
+ * else). page: a results page, whose null rows become false (as in
+ * decode_page). Raises only when text is neither, or a closed body. */
 static int lp_json_decode_cjson(lua_State *L)
 {
     size_t len;
     const char *s, *t;
-    int r, scan, tagged = 0;
+    int r, scan, tagged = 0, page = lua_toboolean(L, 2);
     text_as_string(L);
     s = lua_tolstring(L, 1, &len);
     lua_settop(L, 1);
@@ -227,6 +257,8 @@ static int lp_json_decode_cjson(lua_State *L)
         return decode_fail(L, lua_tostring(L, -1));
     }
     /* stack: ... value */
+    if (page)
+        mark_null_rows(L);
     r = fix_value(L, tagged);
     if (r == LP_FIX_NULL)
         return decode_fail(L, "the document is null");
@@ -362,22 +394,85 @@ static lp_json_parser_t *push_parser(lua_State *L)
     return p;
 }
 
+/* ===== ROW IDS (decode_page) ===== */
+
+static int cmp_row_id(const void *a, const void *b)
+{
+    const lp_row_id_t *x = (const lp_row_id_t *)a, *y = (const lp_row_id_t *)b;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    return x->row < y->row ? -1 : x->row > y->row;
+}
+
+/* Sorts the ids of a page and pushes them as one string of sorted 64-bit
+ * hashes (the `prev` of the next page), then the first repeat found: the row
+ * that repeats and the row it repeats (0: a row of the page before, whose
+ * sorted hashes are prev[0..nprev)), or nil, nil. */
+static void push_ids(lua_State *L, lp_sj_ids_t *ids, const char *prev, size_t nprev)
+{
+    size_t i, j = 0;
+    uint32_t dup_row = 0, dup_of = 0;
+    luaL_Buffer b;
+    qsort(ids->ids, ids->n, sizeof(lp_row_id_t), cmp_row_id);
+    for (i = 0; i < ids->n; i++) {
+        uint64_t h = ids->ids[i].hash, q = 0;
+        uint32_t row = ids->ids[i].row;
+        if (i > 0 && ids->ids[i - 1].hash == h) {
+            /* equal hashes sort by row: the earlier row is the one before */
+            if (dup_row == 0 || row < dup_row) {
+                dup_row = row;
+                dup_of = ids->ids[i - 1].row;
+            }
+            continue;
+        }
+        while (j < nprev) {
+            memcpy(&q, prev + j * 8, 8);
+            if (q >= h)
+                break;
+            j++;
+        }
+        if (j < nprev && q == h && (dup_row == 0 || row < dup_row)) {
+            dup_row = row;
+            dup_of = 0;
+        }
+    }
+    luaL_buffinit(L, &b);
+    for (i = 0; i < ids->n; i++) {
+        if (i > 0 && ids->ids[i - 1].hash == ids->ids[i].hash)
+            continue;
+        luaL_addlstring(&b, (const char *)&ids->ids[i].hash, 8);
+    }
+    luaL_pushresult(&b);
+    if (dup_row == 0) {
+        lua_pushnil(L);
+        lua_pushnil(L);
+    } else {
+        lua_pushinteger(L, (lua_Integer)dup_row);
+        lua_pushinteger(L, (lua_Integer)dup_of);
+    }
+}
+
 /* Builds the document under lua_pcall (see build_call).
- * Stack in: parser, array_mt, pred or nil, raw, page. Out: value [nrows nkept]. The
- * parser's user value is its string cache. */
+ * Stack in: parser, array_mt, pred or nil, raw, page, prev ids or nil. Out: value
+ * [nrows nkept ids dup_row dup_of]. The parser's user value is its string cache. */
 static int build_protected(lua_State *L)
 {
     lp_json_parser_t *p = (lp_json_parser_t *)lua_touserdata(L, 1);
-    lua_settop(L, 5);
-    lp_getuservalue(L, 1); /* 6: the string cache */
+    lua_settop(L, 6);
+    lp_getuservalue(L, 1); /* 7: the string cache */
     if (lua_toboolean(L, 5)) {
         lua_Integer nrows = 0, nkept = 0;
-        lp_sj_push_page(L, p->sj, 2, 6, lp_where_opt(L, 3), lua_toboolean(L, 4), &nrows, &nkept);
+        lp_sj_ids_t ids = { NULL, 0 };
+        size_t nprev = 0;
+        const char *prev = lua_tolstring(L, 6, &nprev);
+        lp_sj_push_page(L, p->sj, 2, 7, lp_where_opt(L, 3), lua_toboolean(L, 4), &nrows, &nkept,
+                        &ids);
         lua_pushinteger(L, nrows);
         lua_pushinteger(L, nkept);
-        return 3;
+        push_ids(L, &ids, prev, prev != NULL ? nprev / 8 : 0);
+        return 6;
     }
-    lp_sj_push(L, p->sj, 2, 6);
+    lp_sj_push(L, p->sj, 2, 7);
     return 1;
 }
 
@@ -424,9 +519,10 @@ static void gc_resume(lua_State *L, lp_gc_pause_t *gc)
 }
 
 /* Builds the parsed document of the parser at index pi; pushes the value, or
- * (page) the value, nrows and nkept. The parser is busy meanwhile; an error
- * (out of memory) clears that and is raised again. */
-static void build_call(lua_State *L, int pi, int pred, int raw, int page)
+ * (page) the value, nrows, nkept, ids, dup_row and dup_of (prev: the index of
+ * the previous page's ids, or 0). The parser is busy meanwhile; an error (out
+ * of memory) clears that and is raised again. */
+static void build_call(lua_State *L, int pi, int pred, int raw, int page, int prev)
 {
     lp_json_parser_t *p = (lp_json_parser_t *)lua_touserdata(L, pi);
     int status;
@@ -439,11 +535,15 @@ static void build_call(lua_State *L, int pi, int pred, int raw, int page)
         lua_pushnil(L);
     lua_pushboolean(L, raw);
     lua_pushboolean(L, page);
+    if (prev != 0)
+        lua_pushvalue(L, prev);
+    else
+        lua_pushnil(L);
     p->busy = 1;
     {
         lp_gc_pause_t gc;
         gc_pause(L, &gc);
-        status = lua_pcall(L, 5, page ? 3 : 1, 0);
+        status = lua_pcall(L, 6, page ? 6 : 1, 0);
         gc_resume(L, &gc);
     }
     p->busy = 0;
@@ -480,25 +580,32 @@ static int lp_json_decode(lua_State *L)
         lua_settop(L, 1);
         return call_cjson(L);
     }
-    build_call(L, 2, 0, 0, 0);
+    build_call(L, 2, 0, 0, 0, 0);
     if (lua_isnil(L, -1))
         return decode_fail(L, "the document is null");
     return 1;
 }
 
-/* core.decode_page(text, pred, raw) -> value, nrows, nkept | nil, "decode: <reason>".
+/* core.decode_page(text, pred, raw, prev) -> value, nrows, nkept, ids, dup_row, dup_of
+ *                                         | nil, "decode: <reason>".
  * pred: a core.where() predicate or nil (keep every row); raw: kept rows as
- * JSON text. Raises when text is not a string or an open body, or pred not a
- * predicate. */
+ * JSON text; prev: the ids of the page before (a string from an earlier call)
+ * or nil. ids: this page's rows' ids (hashes of hashedEmail, every row, kept or
+ * not); dup_row, dup_of: the first row whose hashedEmail repeats one of row
+ * dup_of on this page, or (dup_of 0) one of the page before; nil, nil when none.
+ * Raises when text is not a string or an open body, pred not a predicate or
+ * prev not a string. */
 static int lp_json_decode_page(lua_State *L)
 {
     int n;
     check_text(L);
     lp_where_opt(L, 2);
-    lua_settop(L, 3);
+    if (!lua_isnoneornil(L, 4))
+        luaL_checktype(L, 4, LUA_TSTRING);
+    lua_settop(L, 4);
     push_parser(L);
-    /* stack: text pred raw parser */
-    if (!parse_arg(L, 4)) {
+    /* stack: text pred raw prev parser */
+    if (!parse_arg(L, 5)) {
         lua_settop(L, 1);
         n = call_cjson(L);
         if (n >= 2 && lua_isnil(L, -n))
@@ -507,10 +614,10 @@ static int lp_json_decode_page(lua_State *L)
         lua_settop(L, 1);
         return decode_fail(L, "simdjson rejects this text");
     }
-    build_call(L, 4, lua_isnil(L, 2) ? 0 : 2, lua_toboolean(L, 3), 1);
-    if (lua_isnil(L, -3))
+    build_call(L, 5, lua_isnil(L, 2) ? 0 : 2, lua_toboolean(L, 3), 1, lua_isnil(L, 4) ? 0 : 4);
+    if (lua_isnil(L, -6))
         return decode_fail(L, "the document is null");
-    return 3;
+    return 6;
 }
 
 #endif /* LP_HAVE_SIMDJSON */

@@ -24,9 +24,11 @@
  *     a double ("1e400", "-1e400") fails: "number out of range"; an underflow
  *     ("1e-400") is 0.0. Numbers follow the JSON grammar ("01", "1.", ".5",
  *     "+1", "0x10", NaN and Infinity fail: "invalid number");
- *   - strings: a byte sequence that is not UTF-8 becomes U+FFFD (one per
- *     maximal ill-formed subpart), and so does a lone surrogate escape
- *     ("\ud800" alone, "\udc00" alone); a valid pair is the one code point;
+ *   - strings: a byte sequence that is not UTF-8 fails, naming the field
+ *     ("invalid UTF-8 in the value of \"firstName\" at character 37"), and
+ *     so does a lone surrogate escape ("\ud800" alone, "\udc00" alone:
+ *     "unpaired surrogate escape \ud800 in ..."): nothing is replaced, since
+ *     a changed hashedEmail would be another person; a valid pair is the one code point;
  *     "\u0000" is a NUL byte; a raw control character is kept as that byte.
  *     Strings may be of any size;
  *   - duplicate keys: the last one wins, a null one included (the key is then

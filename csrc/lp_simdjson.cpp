@@ -70,6 +70,8 @@ struct lp_sj {
     simdjson::dom::parser parser;
     element root;
     lp_sj_slot slots[LP_SJ_CACHE_SLOTS];
+    lp_row_id_t *ids; /* the row ids of the page being built (malloc'd, ids_cap of them) */
+    size_t ids_cap;
 };
 
 namespace {
@@ -318,8 +320,9 @@ bool get_path(element row, const lp_wpath_t &p, element &out)
  * get_field finds them: the last one named so wins, and a null one is
  * absent), instead of one pass per rule. */
 struct row_view {
-    element intent, seniority, department, geo;
-    bool has_intent = false, has_seniority = false, has_department = false, has_geo = false;
+    element intent, seniority, department, geo, email;
+    bool has_intent = false, has_seniority = false, has_department = false, has_geo = false,
+         has_email = false;
 
     void scan(object o)
     {
@@ -341,6 +344,10 @@ struct row_view {
             case 10:
                 if (same_key(k, "department", 10))
                     set(department, has_department, it.value());
+                break;
+            case 11:
+                if (same_key(k, "hashedEmail", 11))
+                    set(email, has_email, it.value());
                 break;
             default:
                 break;
@@ -430,13 +437,10 @@ bool topic_ok(const lp_where_t *w, const row_view &row)
 }
 
 /* The compiled where{}: every rule present must hold. row is an object. */
-bool keep_row(const lp_where_t *w, element row)
+/* Whether the object row passes w; rv is the row's members, scanned already. */
+bool keep_row(const lp_where_t *w, element row, const row_view &rv)
 {
     unsigned r = w->rules;
-    row_view rv;
-    if (r & (LP_W_MIN_SCORE | LP_W_MAX_SCORE | LP_W_SENIORITY | LP_W_AT_LEAST | LP_W_DEPARTMENT
-             | LP_W_COUNTRY | LP_W_TOPIC))
-        rv.scan(row.get_object().value_unsafe());
     if ((r & (LP_W_MIN_SCORE | LP_W_MAX_SCORE)) && !score_ok(w, rv))
         return false;
     if ((r & LP_W_SENIORITY) && !value_in(rv.has_seniority, rv.seniority, w->seniority, w->n_seniority))
@@ -577,6 +581,9 @@ struct lp_page {
     const lp_where_t *pred;
     int raw;
     lua_Integer nrows, nkept;
+    lp_sj_ids_t *ids; /* NULL: no row ids wanted */
+    element email;    /* the hashedEmail of the row push_object built last (LP_ROW) */
+    bool has_email;
 };
 
 struct lp_build {
@@ -586,6 +593,49 @@ struct lp_build {
     lp_sj *sj;
     lp_page *page; /* NULL outside decode_page */
 };
+
+/* The id of a row: a 64-bit hash of its hashedEmail (eight bytes at a time,
+ * multiply and xor-shift, after the length; a repeat check, not a secret). */
+inline uint64_t id_hash(std::string_view v)
+{
+    const unsigned char *p = reinterpret_cast<const unsigned char *>(v.data());
+    size_t n = v.size(), i = 0;
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        std::memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 32;
+    }
+    for (; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001B3ull;
+    h ^= h >> 29;
+    h *= 0xC4CEB9FE1A85EC53ull;
+    return h ^ (h >> 32);
+}
+
+/* Notes the id of row number `row` (1-based) of a page, when its hashedEmail v
+ * is a string; grows the parser's id array first (raises on no memory: the
+ * parser owns the array, nothing leaks). */
+void note_id(const lp_build &b, element v, lua_Integer row)
+{
+    lp_sj *sj = b.sj;
+    lp_sj_ids_t *ids = b.page->ids;
+    if (v.type() != element_type::STRING)
+        return;
+    if (ids->n == sj->ids_cap) {
+        size_t cap = sj->ids_cap ? sj->ids_cap * 2 : 512;
+        void *p = std::realloc(sj->ids, cap * sizeof(lp_row_id_t));
+        if (p == nullptr)
+            luaL_error(b.L, "decode: out of memory");
+        sj->ids = static_cast<lp_row_id_t *>(p);
+        sj->ids_cap = cap;
+        ids->ids = sj->ids;
+    }
+    sj->ids[ids->n].hash = id_hash(v.get_string().value_unsafe());
+    sj->ids[ids->n].row = (uint32_t)row;
+    ids->n++;
+}
 
 /* Pushes the string s, from the cache when it is there. The cache table's
  * array part exists already, so lua_rawseti there never allocates: the slot
@@ -621,8 +671,8 @@ inline int size_hint(size_t n)
     return n < 0xFFFFFF ? (int)n : 0xFFFFFF;
 }
 
-/* Page levels of push_object. */
-enum { LP_PLAIN = 0, LP_DATA = 1, LP_ROOT = 2 };
+/* Page levels of push_object (LP_ROW: a row whose hashedEmail the page notes). */
+enum { LP_PLAIN = 0, LP_DATA = 1, LP_ROOT = 2, LP_ROW = 3 };
 
 void push_value(const lp_build &b, element e);
 void push_results(const lp_build &b, array a);
@@ -655,6 +705,10 @@ void push_object(const lp_build &b, object o, int level)
         std::string_view k = it.key();
         element v = it.value();
         uint64_t bit = (uint64_t)1 << ((k.size() * 7 + (k.empty() ? 0 : (unsigned char)k[0])) & 63);
+        if (level == LP_ROW && same_key(k, "hashedEmail", 11)) {
+            b.page->email = v; /* last wins, a null one too */
+            b.page->has_email = !is_null(v);
+        }
         if (is_null(v)) {
             /* last wins: a null after the same key removes it */
             if ((seen & bit) != 0 && key_before(o, idx, k)) {
@@ -723,15 +777,35 @@ void push_results(const lp_build &b, array a)
     unsigned char keep[LP_KEEP_MEMO];
     lua_Integer n = 0, kept = 0;
     int i = 0;
+    if (a.size() == 1 && is_null(*a.begin())) {
+        /* one null row reads as no row, as in the cjson decoder (where lp_jscan writes
+         * `[]` so): a page whose only row is null is empty (refused when rows are due) */
+        pg->nrows = pg->nkept = 0;
+        lua_createtable(L, 0, 0);
+        lua_pushvalue(L, b.array_mt);
+        lua_setmetatable(L, -2);
+        return;
+    }
+    /* Rows are looked over before they are built when a predicate decides which are
+     * built, or when raw rows need their ids; else the ids come from the build. */
+    bool look = pg->pred != nullptr || (pg->ids != nullptr && pg->raw);
+    bool ids_in_build = pg->ids != nullptr && !look;
     for (element x : a) {
-        if (is_null(x))
-            continue;
         /* A row that is not an object is always built: the Lua layer must see it to
-         * refuse the page (a filter must never hide a malformed row). */
-        bool k = pg->pred == nullptr || x.type() != element_type::OBJECT || keep_row(pg->pred, x);
-        if (n < LP_KEEP_MEMO)
-            keep[n] = k;
+         * refuse the page (a filter must never hide a malformed row); a null row is
+         * built as false (a hole in the array would hide it). */
+        bool k = true;
         n++;
+        if (look && x.type() == element_type::OBJECT) {
+            row_view rv;
+            rv.scan(x.get_object().value_unsafe());
+            if (pg->pred != nullptr)
+                k = keep_row(pg->pred, x, rv);
+            if (pg->ids != nullptr && rv.has_email)
+                note_id(b, rv.email, n);
+        }
+        if (n <= LP_KEEP_MEMO)
+            keep[n - 1] = k;
         kept += k;
     }
     pg->nrows = n;
@@ -739,19 +813,29 @@ void push_results(const lp_build &b, array a)
     lua_createtable(L, (int)kept, 0);
     n = 0;
     for (element x : a) {
-        if (is_null(x))
-            continue;
-        bool k = n < LP_KEEP_MEMO ? keep[n] != 0
-                                  : (pg->pred == nullptr || x.type() != element_type::OBJECT ||
-                                     keep_row(pg->pred, x));
+        bool k = true;
         n++;
+        if (n <= LP_KEEP_MEMO) {
+            k = keep[n - 1] != 0;
+        } else if (pg->pred != nullptr && x.type() == element_type::OBJECT) {
+            row_view rv;
+            rv.scan(x.get_object().value_unsafe());
+            k = keep_row(pg->pred, x, rv);
+        }
         if (!k)
             continue;
-        if (pg->raw) {
+        if (is_null(x)) {
+            lua_pushboolean(L, 0);
+        } else if (pg->raw) {
             luaL_Buffer B;
             luaL_buffinit(L, &B);
             raw_value(&B, x);
             luaL_pushresult(&B);
+        } else if (ids_in_build && x.type() == element_type::OBJECT) {
+            pg->has_email = false;
+            push_object(b, x.get_object().value_unsafe(), LP_ROW);
+            if (pg->has_email)
+                note_id(b, pg->email, n);
         } else {
             push_value(b, x);
         }
@@ -780,6 +864,8 @@ extern "C" lp_sj_t *lp_sj_new(void)
             e.s = nullptr;
             e.len = (size_t)-1;
         }
+        sj->ids = nullptr;
+        sj->ids_cap = 0;
         if (sj->parser.allocate(4096, LP_JSON_MAX_DEPTH) != simdjson::SUCCESS) {
             delete sj;
             return nullptr;
@@ -792,6 +878,8 @@ extern "C" lp_sj_t *lp_sj_new(void)
 
 extern "C" void lp_sj_free(lp_sj_t *sj)
 {
+    if (sj != nullptr)
+        std::free(sj->ids);
     delete sj;
 }
 
@@ -828,9 +916,13 @@ extern "C" void lp_sj_push(lua_State *L, lp_sj_t *sj, int array_mt, int cache)
 
 extern "C" void lp_sj_push_page(lua_State *L, lp_sj_t *sj, int array_mt, int cache,
                                 const lp_where_t *pred, int raw, lua_Integer *nrows,
-                                lua_Integer *nkept)
+                                lua_Integer *nkept, lp_sj_ids_t *ids)
 {
-    lp_page pg = { pred, raw, 0, 0 };
+    lp_page pg = { pred, raw, 0, 0, ids, element(), false };
+    if (ids != nullptr) {
+        ids->ids = sj->ids;
+        ids->n = 0;
+    }
     lp_build b = { L, array_mt, cache, sj, &pg };
     if (sj->root.type() == element_type::OBJECT)
         push_object(b, sj->root.get_object().value_unsafe(), LP_ROOT);

@@ -14,6 +14,7 @@
 #define LP_SIMDJSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lp_compat.h"
 #include "lp_where.h"
@@ -24,6 +25,20 @@ extern "C" {
 #endif
 
 typedef struct lp_sj lp_sj_t;
+
+/* The id of a row of a page: a 64-bit hash of its hashedEmail, and its row
+ * number on the page (1-based, counting every element of results). */
+typedef struct {
+    uint64_t hash;
+    uint32_t row;
+} lp_row_id_t;
+
+/* The ids of the rows of a page that have a string hashedEmail, in row order;
+ * the array belongs to the parser and is valid until its next push. */
+typedef struct {
+    lp_row_id_t *ids;
+    size_t n;
+} lp_sj_ids_t;
 
 /* Bytes that must be readable (any value) after the text given to lp_sj_parse. */
 LP_PRIVATE size_t lp_sj_padding(void);
@@ -60,11 +75,13 @@ LP_PRIVATE void lp_sj_push(lua_State *L, lp_sj_t *sj, int array_mt, int cache);
  * data.results (when the document is an object whose data is an object
  * whose results is an array) are filtered by pred (NULL keeps all) and, when
  * raw is set, pushed as compact JSON strings. *nrows gets the rows on the
- * page (non-null elements of results) and *nkept those kept; both are 0 when
- * there is no such array. */
+ * page (elements of results; a null one is built as false, so that the page
+ * rules refuse it) and *nkept those kept; both are 0 when
+ * there is no such array. With ids not NULL, it also gets the ids of every
+ * row of the page, kept or not (lp_sj_ids_t). */
 LP_PRIVATE void lp_sj_push_page(lua_State *L, lp_sj_t *sj, int array_mt, int cache,
                                 const lp_where_t *pred, int raw, lua_Integer *nrows,
-                                lua_Integer *nkept);
+                                lua_Integer *nkept, lp_sj_ids_t *ids);
 
 #ifdef __cplusplus
 }

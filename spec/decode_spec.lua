@@ -11,7 +11,6 @@ local math_type = math.type
 -- Under valgrind (make valgrind) the heaviest loops run on less data.
 local LIGHT = os.getenv("LEADPIPE_VALGRIND") ~= nil
 local array_mt = core.array_mt
-local FFFD = "\239\191\189"
 
 -- ===== helpers ============================================================================
 
@@ -237,18 +236,29 @@ describe("core decoders", function()
         assert.are.equal(n / 2 - math.floor(n / 2 / 7), #a)
     end)
 
-    it("turn bad UTF-8 and lone surrogates into U+FFFD", function()
-        assert.are.equal("a" .. FFFD .. "b", both('["a\255b"]')[1])
-        assert.are.equal(FFFD, both('["\\ud800"]')[1])
-        assert.are.equal(FFFD, both('["\\udc00"]')[1])
-        assert.are.equal(FFFD .. "A", both('["\\ud800\\u0041"]')[1])
-        assert.are.equal(FFFD .. "\240\144\128\128", both('["\\ud800\\ud800\\udc00"]')[1])
+    it("refuse bad UTF-8 and lone surrogates, naming the field, and replace nothing", function()
+        local function fails(text, want)
+            local v, err = both(text)
+            assert.is_nil(v, text)
+            assert.are.equal("decode: " .. want, err)
+        end
+        fails('["a\255b"]', "invalid UTF-8 in a string at character 4")
+        fails('{"firstName":"a\255b"}', 'invalid UTF-8 in the value of "firstName" at character 16')
+        fails('{"hashedEmail":"\\ud800"}',
+            'unpaired surrogate escape \\ud800 in the value of "hashedEmail" at character 17')
+        fails('{"a":1,"company":{"name":"x\\udc00"}}',
+            'unpaired surrogate escape \\udc00 in the value of "name" at character 28')
+        fails('["\\ud800\\u0041"]', "unpaired surrogate escape \\ud800 in a string at character 3")
+        fails('["\\ud800\\ud800\\udc00"]', "unpaired surrogate escape \\ud800 in a string at character 3")
+        fails('["\192\175"]', "invalid UTF-8 in a string at character 3")        -- overlong
+        fails('["\237\160\128"]', "invalid UTF-8 in a string at character 3")   -- encoded surrogate
+        fails('["\240\159\152"]', "invalid UTF-8 in a string at character 3")   -- truncated
+        fails('{"k\255":1}', "invalid UTF-8 in an object key at character 4")
+        fails('{"k":["ok","\\udbff"]}',
+            'unpaired surrogate escape \\udbff in the value of "k" at character 13')
         assert.are.equal("\240\159\152\128", both('["\\ud83d\\ude00"]')[1])
-        assert.are.equal(FFFD .. FFFD, both('["\192\175"]')[1])             -- overlong: 2 subparts
-        assert.are.equal(FFFD .. FFFD .. FFFD, both('["\237\160\128"]')[1]) -- encoded surrogate
-        assert.are.equal(FFFD, both('["\240\159\152"]')[1])                 -- truncated: 1 subpart
+        assert.are.equal("\240\144\128\128", both('["\\ud800\\udc00"]')[1])
         assert.are.equal("\\ud800", both('["\\\\ud800"]')[1])
-        assert.are.equal(FFFD, next(both('{"k\255":1}')):sub(2))
         assert.are.equal("a\1b", both('["a\1b"]')[1])
     end)
 
@@ -400,11 +410,12 @@ describe("core.decode_page()", function()
         return true
     end
 
-    -- Checks decode_page(body, compiled native) against filter.where over core.decode.
+    -- Checks decode_page(body, compiled native) against filter.where over the cjson decoder
+    -- in page mode (a null row is false there too, so the page rules refuse it).
     local function check(body, spec, name)
         local c = filter.compile(spec)
         assert.is_not_nil(c.native)
-        local full = assert(core.decode(body))
+        local full = assert(core.decode_cjson(body, true))
         local rows = full.data.results
         local reference = filter.where_closures(spec)
         local want = setmetatable({}, array_mt)
@@ -426,10 +437,14 @@ describe("core.decode_page()", function()
         assert.are.equal(nkept, rk)
         assert.are.equal(array_mt, getmetatable(raw.data.results))
         for i, text in ipairs(raw.data.results) do
-            assert.is_string(text)
-            assert.is_falsy(text:find("null", 1, true) and text:find("[:,%[]null"), "raw rows drop nulls")
-            assert_same(want[i], assert(core.decode(text)), name .. ": raw row " .. i)
-            assert_same(want[i], assert(core.decode_cjson(text)), name .. ": raw row " .. i .. " (cjson)")
+            if want[i] == false then
+                assert.are.equal(false, text, name .. ": a null row is false, raw or not")
+            else
+                assert.is_string(text)
+                assert.is_falsy(text:find("null", 1, true) and text:find("[:,%[]null"), "raw rows drop nulls")
+                assert_same(want[i], assert(core.decode(text)), name .. ": raw row " .. i)
+                assert_same(want[i], assert(core.decode_cjson(text)), name .. ": raw row " .. i .. " (cjson)")
+            end
         end
     end
 
@@ -467,9 +482,17 @@ describe("core.decode_page()", function()
     it("counts rows and keeps all of them without a predicate", function()
         if not need_page() then return end
         local v, nrows, nkept = core.decode_page(AWKWARD)
-        assert.are.equal(18, nrows)
-        assert.are.equal(18, nkept)
-        assert_same(core.decode(AWKWARD), v)
+        assert.are.equal(19, nrows) -- 18 rows and a null one (built as false)
+        assert.are.equal(19, nkept)
+        assert.are.equal(false, v.data.results[1])
+        assert_same(core.decode_cjson(AWKWARD, true), v)
+        -- page mode of both decoders: null rows are false, a lone null is no row (as `[]`)
+        for _, text in ipairs{ '{"data":{"results":[null]}}', '{"data":{"results":[]}}',
+            '{"data":{"results":[null,{"a":1},null]}}', '{"data":{"results":[{"a":null}]}}' } do
+            local p, n = core.decode_page(text)
+            assert_same(core.decode_cjson(text, true), p, text)
+            assert.are.equal(#p.data.results, n, text)
+        end
     end)
 
     it("returns other bodies as decode does, with no rows", function()
@@ -496,8 +519,9 @@ describe("core.decode_page()", function()
             assert.is_nil(v)
             assert.are.equal(want, err)
         end
-        local v = core.decode_page('{"data":{"results":[{"a":"\255"}]}}', nil, true)
-        assert.are.equal('{"a":"' .. FFFD .. '"}', v.data.results[1])
+        local v, err = core.decode_page('{"data":{"results":[{"a":"\255"}]}}', nil, true)
+        assert.is_nil(v)
+        assert.are.equal('decode: invalid UTF-8 in the value of "a" at character 27', err)
         assert.has_error(function() core.decode_page(AWKWARD, {}) end)
         assert.has_error(function() core.decode_page(nil) end)
         assert.has_error(function() core.where{ min_score = "x" } end)

@@ -50,6 +50,7 @@ describe("hostile server", function()
     -- The delivered rows are 0, 1, 2, ... in order: nothing lost, repeated or invented.
     local function assert_prefix(rows)
         for j, r in ipairs(rows) do
+            if type(r) == "string" then r = core.decode(r) end -- raw rows
             assert.are.equal(j - 1, r.i, "row " .. j .. " is row " .. tostring(r.i))
             assert.are.equal(("h%05d"):format(j - 1), r.hashedEmail)
         end
@@ -100,15 +101,28 @@ describe("hostile server", function()
         { "mixed_rows", { limit = 100, where = { min_score = 90 } }, "decode", "BAD_PAGE", 0 },
         { "array_rows", { limit = 100, where = { seniority = "vp" } }, "decode", "BAD_PAGE", 0 },
         { "mixed_rows", { limit = 100, raw = true }, "decode", "BAD_PAGE", 0 },
-        { "null_row", nil, "http", "SHORT_RESULTS", 0 },
+        { "null_row", nil, "decode", "BAD_PAGE", 0 },
+        { "null_row", { limit = 100, where = { min_score = 90 } }, "decode", "BAD_PAGE", 0 },
         { "drop_query", { limit = 100 }, "http", "OFFSET_MISMATCH", 100 },
         { "drop_query", { limit = 50 }, "http", "TOO_MANY_ROWS", 0 },
         { "drop_query", { limit = 100, prefetch = 4 }, "http", "OFFSET_MISMATCH", 100 },
         { "drop_query_silent", { limit = 100 }, "http", "REPEATED_ROWS", 100 },
-        { "shrink", nil, "http", "TOTAL_SHRANK", 100 },
-        { "shrink", { limit = 100, prefetch = 3 }, "http", "TOTAL_SHRANK", 100 },
-        { "empty_mid", nil, "http", "SHORT_RESULTS", 100 },
-        { "short_mid", nil, "http", "SHORT_RESULTS", 0 },
+        { "shrink", nil, "http", "TOTAL_CHANGED", 100 },
+        { "shrink", { limit = 100, prefetch = 3 }, "http", "TOTAL_CHANGED", 100 },
+        { "grow", nil, "http", "TOTAL_CHANGED", 100 },
+        { "grow", { limit = 100, prefetch = 0 }, "http", "TOTAL_CHANGED", 100 },
+        { "result_count", nil, "http", "TOTAL_CHANGED", 0 },
+        { "empty_mid", nil, "http", "EMPTY_PAGE", 100 },
+        { "repeat_in_page", nil, "http", "REPEATED_ROWS", 0 },
+        { "repeat_in_page", { limit = 100, where = { min_score = 90 } }, "http", "REPEATED_ROWS", 0 },
+        { "repeat_in_page", { limit = 100, raw = true }, "http", "REPEATED_ROWS", 0 },
+        { "repeat_prev", nil, "http", "REPEATED_ROWS", 100 },
+        { "repeat_prev", { limit = 100, prefetch = 4, where = { min_score = 90 } }, "http",
+          "REPEATED_ROWS", 0 },
+        { "bad_utf8", nil, "decode", nil, 100 },
+        { "bad_utf8", { limit = 100, raw = true }, "decode", nil, 100 },
+        { "lone_surrogate", nil, "decode", nil, 100 },
+        { "lone_surrogate", { limit = 100, where = { min_score = 90 } }, "decode", nil, 0 },
         { "too_many", nil, "http", "TOO_MANY_ROWS", 0 },
         { "past_total", nil, "http", "TOO_MANY_ROWS", 0 },
         { "wrong_offset", nil, "http", "OFFSET_MISMATCH", 0 },
@@ -160,11 +174,62 @@ describe("hostile server", function()
         assert.are.equal("req_100", err.request_id)
     end)
 
-    it("reads a total that grows between pages completely", function()
-        local rows, err = read_all("grow")
-        assert.is_nil(err)
-        assert.are.equal(TOTAL, #rows)
-        assert_prefix(rows)
+    it("reads short pages (the docs allow them) completely, at every prefetch", function()
+        for _, scen in ipairs{ "short_mid", "short_all" } do
+            for _, prefetch in ipairs{ 0, 1, 4, 64 } do
+                for _, limit in ipairs{ 1, 7, 100, 500 } do
+                    local pages = 0
+                    local rows, err = read_all(scen, { limit = limit, prefetch = prefetch,
+                        on_page = function() pages = pages + 1 end })
+                    assert.is_nil(err, tostring(err))
+                    assert.are.equal(TOTAL, #rows, scen .. " " .. prefetch .. " " .. limit)
+                    assert_prefix(rows)
+                    assert.is_true(pages >= math.ceil(TOTAL / limit))
+                end
+            end
+        end
+    end)
+
+    it("refuses a run, a run list or stats without their documented shape", function()
+        for _, scen in ipairs{ "data_object", "good" } do
+            local c = client_for(scen)
+            local calls = {
+                create_run = function() return c:create_run(AUD) end,
+                cancel_run = function() return c:cancel_run(AUD, RUN) end,
+                stats = function() return c:stats(AUD, RUN) end,
+                list_runs = function() return c:list_runs(AUD) end,
+            }
+            for name, call in pairs(calls) do
+                local v, err = call()
+                assert.is_nil(v, scen .. " " .. name)
+                assert_error(err, "decode", "BAD_RESPONSE")
+                assert.truthy(err.message:find(name, 1, true), err.message)
+            end
+            c:close()
+        end
+        -- and the command line says so instead of printing nil
+        local cli = require "leadpipe.cli"
+        local h = require "spec.support.cli_helpers"
+        for _, args in ipairs{ { "run", AUD }, { "cancel", AUD, RUN } } do
+            nonce = nonce + 1
+            local out, err = h.buffer(), h.buffer()
+            local status = cli.main(args, { stdout = out, stderr = err, isatty = false,
+                getenv = h.getenv{ LEADPIPE_API_KEY = "sk_hostile_0123456789",
+                    LEADPIPE_BASE_URL = srv.url .. "/s/data_object/" .. nonce } })
+            assert.are.equal(1, status)
+            assert.are.equal("", out.text())
+            assert.truthy(err.text():find("BAD_RESPONSE", 1, true), err.text())
+        end
+    end)
+
+    it("names the field and the offset of a string that is not UTF-8", function()
+        local _, err = read_all("bad_utf8")
+        assert.are.equal("decode", err.kind)
+        assert.truthy(err.message:find("results page at offset 100: ", 1, true), err.message)
+        assert.truthy(err.message:find('"hashedEmail"', 1, true), err.message)
+        _, err = read_all("lone_surrogate")
+        assert.truthy(err.message:find('unpaired surrogate escape \\ud800 in the value of "hashedEmail"',
+            1, true), err.message)
     end)
 
     it("reads JSON sent as text/plain (the body counts, not the label)", function()

@@ -117,6 +117,31 @@ describe("key leaks", function()
         check("leak_error", function(c) return c:cancel_run(AUD, RUN) end)
     end)
 
+    it("the command line prints no server text with the key, whatever the command", function()
+        local cli = require "leadpipe.cli"
+        local h = require "spec.support.cli_helpers"
+        local CMDS = {
+            { "audiences" }, { "runs", AUD }, { "run", AUD }, { "cancel", AUD, RUN },
+            { "results", AUD, RUN }, { "results", AUD, RUN, "--format", "csv" },
+            { "results", AUD, RUN, "--format", "table" }, { "stats", AUD, RUN },
+            { "export", AUD, RUN }, { "export", AUD, RUN, "--no-wait" },
+        }
+        for _, args in ipairs(CMDS) do
+            nonce = nonce + 1
+            local out, err = h.buffer(), h.buffer()
+            local status = cli.main(args, { stdout = out, stderr = err, isatty = false,
+                getenv = h.getenv{ LEADPIPE_API_KEY = KEY,
+                    LEADPIPE_BASE_URL = srv.url .. "/s/leak_all/" .. nonce } })
+            local what = table.concat(args, " ")
+            assert.are.equal(0, status, what .. ": " .. err.text())
+            assert.is_nil(out.text():find(KEY, 1, true), what .. " prints the key: " .. out.text())
+            assert.is_nil(err.text():find(KEY, 1, true), what .. " prints the key: " .. err.text())
+            if args[1] ~= "run" and args[1] ~= "cancel" then -- (these print only an id, a status)
+                assert.truthy(out.text():find("[REDACTED]", 1, true), what .. ": " .. out.text())
+            end
+        end
+    end)
+
     it("with a one-letter key, masks it as a token and leaves words alone", function()
         local events = {}
         local c = client_for("leak_error", events, "k")

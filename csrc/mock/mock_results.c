@@ -6,14 +6,32 @@
  */
 #include "mock_internal.h"
 
+/* Rows of a completed page of `count` rows that the "short" fault hands out: a page the
+ * draw picks (a `fraction` of them, from the seed, the run, the offset and the limit, so a
+ * page asked for again is as short again) gets 1..count-1 rows; the docs allow a page
+ * shorter than its limit, never an empty one before total. */
+static uint64_t short_count(const lpm_faults_t *f, const lpm_run_t *snap, uint64_t offset,
+                            uint64_t limit, uint64_t count)
+{
+    uint64_t h;
+    if (f->short_pages <= 0 || count < 2)
+        return count;
+    h = lpm_mix64(f->seed ^ lpm_mix64(snap->rows.key ^ lpm_mix64(offset * 1000003u + limit)));
+    if ((double)(h >> 11) * (1.0 / 9007199254740992.0) >= f->short_pages)
+        return count;
+    return 1 + lpm_mix64(h) % (count - 1);
+}
+
 /* Appends the data object of a results page (pending or completed). */
-static void results_data(lpm_buf_t *b, const lpm_run_t *snap, uint64_t offset, uint64_t limit)
+static void results_data(lpm_buf_t *b, const lpm_run_t *snap, const lpm_faults_t *f,
+                         uint64_t offset, uint64_t limit)
 {
     uint64_t total = snap->status == LPM_RS_COMPLETED ? (uint64_t)snap->nrows : 0, count, i;
     lpm_person_t person;
     count = offset < total ? total - offset : 0;
     if (count > limit)
         count = limit;
+    count = short_count(f, snap, offset, limit, count);
     lpm_buf_reserve(b, (size_t)count * LPM_ROW_JSON_GUESS + 1024);
     LPM_LIT(b, "{\"run\":");
     lpm_run_json_short(b, snap);
@@ -44,6 +62,7 @@ void lpm_results(lpm_server_t *s, struct MHD_Connection *c, const lpm_route_t *r
 {
     uint64_t limit, offset;
     lpm_run_t snap;
+    lpm_faults_t faults;
     if (!lpm_int_param(c, r, m, "limit", 100, 1, 500, "limit must be an integer between 1 and 500",
                    &limit))
         return;
@@ -56,8 +75,11 @@ void lpm_results(lpm_server_t *s, struct MHD_Connection *c, const lpm_route_t *r
         lpm_run_conflict(r, m, s, &snap);
         return;
     }
+    pthread_mutex_lock(&s->mu);
+    faults = s->faults;
+    pthread_mutex_unlock(&s->mu);
     lpm_data_begin(r, snap.status == LPM_RS_COMPLETED ? 200 : 202);
-    results_data(&r->body, &snap, offset, limit);
+    results_data(&r->body, &snap, &faults, offset, limit);
     lpm_data_end(r, m);
 }
 

@@ -269,8 +269,8 @@ end
 --- Starts a call: { method=, path=, query=, body=, idempotency_key=, raw=, deadline=,
 -- decode=, sink=, timeout= }. The first attempt is on the wire when this returns (unless
 -- the rate gate is shut: then finish() sends it when the gate opens); nothing waits.
--- `decode(body)` replaces core.decode for a 2xx body (value, a, b | nil, msg; finish
--- returns a and b after the value). Before a 2xx body is decoded, finish calls
+-- `decode(body)` replaces core.decode for a 2xx body (value, ... | nil, msg; finish
+-- returns up to five values after the value). Before a 2xx body is decoded, finish calls
 -- call.on_arrival() once when the caller set it, and a call that met a 429 or 503 has
 -- call.rate_limited set. With sink = function(chunk) -> true|nil, the body of a 200 goes to
 -- it piece by piece (finish then returns status, headers, nil) and is never held whole;
@@ -427,12 +427,12 @@ function Requester:finish(call)
                 call.on_arrival = nil
                 on_arrival()
             end
-            local data, derr, extra = (call.decode or core.decode)(body)
+            local data, derr, e2, e3, e4, e5 = (call.decode or core.decode)(body)
             release(body)
             if data then
                 self:log{ type = "response", method = call.method, path = call.path, status = status,
                           attempt = call.attempt }
-                return status, headers, data, derr, extra
+                return status, headers, data, derr, e2, e3, e4, e5
             end
             err = errors.new("decode", clean(derr, key, 500), {
                 status = status, retryable = true, request_id = clean(headers["x-request-id"], key),

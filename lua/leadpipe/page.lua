@@ -1,38 +1,48 @@
 -- leadpipe.page: the page invariants, in one place.
 --
--- A hostile proxy or a server bug must never silently lose, repeat or invent rows. Every
--- results response goes through page.from_response, which turns it into a page or an
--- error; the client's results() and its page iterator both use it.
+-- The API docs are the contract (the run-results page): a page holds at most `limit` rows
+-- and may hold fewer; a read goes on from offset + #results until
+-- offset + #results >= total. What the docs allow is read; what contradicts itself is
+-- refused. Every results response goes through page.from_response, which turns it into a
+-- page or an error; the client's results() and its page pipeline both use it.
 --
---   page.from_response(status, headers, body, ctx) -> page | nil, err
+--   page.from_response(status, headers, body, ctx) -> page, ids | nil, err
 --     status, headers, body   what http.lua's Requester:finish returned on a 2xx (body
 --                             decoded)
 --     ctx = { limit =, offset =,   what was asked for
 --             prev_total =,        the total an earlier page of the same read reported
---             prev_ids =,          { first, last }: hashedEmail of the previous page's
---                                  first and last rows (page.edge_ids(page) makes it)
+--             prev_ids =,          the `ids` this function returned for the page before
 --             scrub =,             the client's scrubber (leadpipe.scrub.new(key))
---             rows =, kept = }     when the decoder built only some rows (a pushed-down
---                                  where, or raw rows): how many rows the page had and how
---                                  many it built; the count rules then use `rows` (such a
---                                  decoder always builds a row that is not an object)
+--             rows =, kept =,      when the decoder was core.decode_page: how many rows
+--             raw =,               the page had and how many it built (a pushed-down where
+--                                  builds only some; raw builds JSON text); the count
+--                                  rules then use `rows`
+--             dup_row =, dup_of = }  decode_page's repeat check (below)
 --   page = { state, run, results, total, limit, offset, request_id }
+--   ids  = { [hashedEmail] = row } of the page's rows, for the next page's ctx.prev_ids;
+--          nil when decode_page checked repeats (the caller hands decode_page's own ids
+--          to the next decode instead)
 --
 -- Invariants (each breach is an error naming the offset and the request id):
---   decode  ("BAD_PAGE")     no data object; results not an array of objects; total
---                            missing on a completed page, or not a non-negative integer;
---                            offset or limit echoed as something other than an integer
+--   decode  ("BAD_PAGE")      no data object; results not an array of objects; total
+--                             missing on a completed page, or not a non-negative integer;
+--                             offset or limit echoed as something other than an integer
 --   http    "OFFSET_MISMATCH" the page echoes another offset than the one asked for
---                            (a proxy that drops the query string)
---   http    "TOO_MANY_ROWS"  more rows than the limit asked for, or rows beyond total
---   http    "TOTAL_SHRANK"   total smaller than an earlier page's
---   http    "REPEATED_ROWS"  the page starts with a row the previous page started or
---                            ended with (a proxy that drops the query string, when the
---                            server does not echo the offset)
---   http    "SHORT_RESULTS"  an empty page, or one shorter than its own echoed limit,
---                            before total is reached
---   http    "NOT_COMPLETED"  a 200 whose state or run.status is not "completed" (a
---                            rewritten 202 would otherwise read as an empty run)
+--                             (a proxy that drops the query string)
+--   http    "TOO_MANY_ROWS"   more rows than the limit asked for (or the limit it
+--                             states), or rows beyond total
+--   http    "TOTAL_CHANGED"   total differs from an earlier page's (up or down), or from
+--                             the run's resultCount on the same page
+--   http    "REPEATED_ROWS"   a row whose hashedEmail already appeared on the same page or
+--                             on the page before it (a run's rows are people, each once)
+--   http    "EMPTY_PAGE"      no rows although offset < total; retryable (the page
+--                             pipeline asks again with backoff, a bounded number of times)
+--   http    "NOT_COMPLETED"   a 200 whose state or run.status is not "completed" (a
+--                             rewritten 202 would otherwise read as an empty run)
+-- A page shorter than its limit before total is legal: the read goes on from offset + n.
+-- Repeats are checked in C by core.decode_page (ctx.dup_row/dup_of: row dup_row repeats
+-- row dup_of of the same page, or one of the page before when dup_of is 0), and here for
+-- rows another decoder built as tables; spec/page_spec.lua holds both to the same cases.
 -- A 202 is never a page of rows: its results are ignored and its state is "queued" or
 -- "running". A 202 that claims "completed" is contradictory; it is read as "running", so
 -- waiting polls again (and ends with a timeout error if the server never answers 200).
@@ -130,10 +140,11 @@ function _M.from_response(status, headers, body, ctx)
     for i = 1, #results do
         local row = results[i]
         local ok = is_object(row)
-            or (ctx.kept and type(row) == "string" and row:sub(1, 1) == "{")
+            or (ctx.raw and type(row) == "string" and row:sub(1, 1) == "{")
         if not ok then
-            return fail("decode", "BAD_PAGE", "row %d is a %s, not an object", i,
-                getmetatable(row) == array_mt and "array" or type(row))
+            return fail("decode", "BAD_PAGE", "row %d is %s, not an object", i,
+                row == false and "null" or getmetatable(row) == array_mt and "an array"
+                or "a " .. type(row))
         end
     end
     local total = data.total
@@ -159,42 +170,55 @@ function _M.from_response(status, headers, body, ctx)
     if n > limit then
         return fail("http", "TOO_MANY_ROWS", "%d rows, more than the limit of %d", n, limit)
     end
-    if ctx.prev_total and total < ctx.prev_total then
-        return fail("http", "TOTAL_SHRANK", "total shrank from %d to %d", ctx.prev_total, total)
+    if echoed_limit and n > echoed_limit then
+        return fail("http", "TOO_MANY_ROWS", "%d rows, more than the limit of %d it states", n,
+            echoed_limit)
+    end
+    if ctx.prev_total and total ~= ctx.prev_total then
+        return fail("http", "TOTAL_CHANGED", "total changed from %d to %d during the read",
+            ctx.prev_total, total)
+    end
+    local count = run.resultCount
+    if is_count(count) and count ~= total then
+        return fail("http", "TOTAL_CHANGED", "total %d differs from the run's resultCount %d",
+            total, count)
     end
     if n > 0 and offset + n > total then
         return fail("http", "TOO_MANY_ROWS", "%d rows run past total %d", n, total)
     end
-    if offset + n < total then
-        if n == 0 then
-            return fail("http", "SHORT_RESULTS", "empty page although total is %d", total)
-        end
-        if echoed_limit and n < echoed_limit and n < limit then
-            return fail("http", "SHORT_RESULTS", "%d rows, fewer than its limit of %d, although "
-                .. "total is %d", n, echoed_limit, total)
-        end
+    if n == 0 and offset < total then
+        local _, err = fail("http", "EMPTY_PAGE", "empty page although total is %d", total)
+        err.retryable = true
+        return nil, err
     end
-    local prev = ctx.prev_ids
-    if prev and #results > 0 and type(results[1]) == "table" then
-        local id = results[1].hashedEmail
-        if id ~= nil and (id == prev[1] or id == prev[2]) then
-            return fail("http", "REPEATED_ROWS", "its first row repeats a row of the page before "
-                .. "(a proxy may have dropped the query string)")
+    local ids -- { [hashedEmail] = its row }
+    if ctx.dup_row then
+        if ctx.dup_of == 0 then
+            return fail("http", "REPEATED_ROWS", "row %d repeats a row of the page before",
+                ctx.dup_row)
         end
+        return fail("http", "REPEATED_ROWS", "row %d repeats row %d", ctx.dup_row, ctx.dup_of)
+    elseif ctx.rows == nil then
+        -- rows that another decoder built as tables: the same check as decode_page's
+        local prev, at = ctx.prev_ids, {}
+        for i = 1, n do
+            local id = results[i].hashedEmail
+            if type(id) == "string" then
+                if at[id] then
+                    return fail("http", "REPEATED_ROWS", "row %d repeats row %d", i, at[id])
+                end
+                if prev and prev[id] then
+                    return fail("http", "REPEATED_ROWS", "row %d repeats a row of the page before", i)
+                end
+                at[id] = i
+            end
+        end
+        ids = at
     end
     return {
         state = "completed", run = run, results = results, total = total,
         limit = echoed_limit or limit, offset = offset, request_id = request_id,
-    }
-end
-
---- page.edge_ids(page) -> { first, last }: the ids (hashedEmail) of a page's first and
--- last rows, for the next page's ctx.prev_ids.
-function _M.edge_ids(p)
-    local r = p.results
-    local n = #r
-    if n == 0 or type(r[1]) ~= "table" then return nil end
-    return { r[1].hashedEmail, r[n].hashedEmail }
+    }, ids
 end
 
 return _M

@@ -4,13 +4,13 @@
 -- (offset + #results >= total). How many pages it keeps in flight: leadpipe.window.
 --
 --   pipeline.page_iterator(client, audience_id, run_id, o, fname) -> iter, nil, nil, closer
---       o: limit, offset, wait, prefetch, the wait options (client/waiting.lua), decode
---       (replaces core.decode for result bodies). The arguments are checked by the caller
---       (client/results.lua).
+--       o: limit, offset, wait, prefetch, the wait options (client/waiting.lua), native
+--       (a core.where predicate pushed down into core.decode_page) and raw (rows as JSON
+--       text). The arguments are checked by the caller (client/results.lua).
 
+local core = require "leadpipe.core"
 local errors = require "leadpipe.errors"
 local args = require "leadpipe.args"
-local page_mod = require "leadpipe.page"
 local window = require "leadpipe.window"
 local base = require "leadpipe.client.base"
 local waiting = require "leadpipe.client.waiting"
@@ -18,8 +18,8 @@ local waiting = require "leadpipe.client.waiting"
 local setmetatable, tostring, pairs = setmetatable, tostring, pairs
 -- Every raise here is of an error object: errors.raise makes it printable on PUC Lua 5.1 too.
 local error = errors.raise
-local min, ceil = math.min, math.ceil
-local remove = table.remove
+local min, ceil, random = math.min, math.ceil, math.random
+local remove, insert = table.remove, table.insert
 
 local _M = { _VERSION = require "leadpipe.version" }
 
@@ -42,19 +42,41 @@ local CLIENT_AHEAD = 64
 -- page, up to `prefetch`, halved by a 429 or 503 (leadpipe/window.lua). When a page has
 -- arrived, the requests that refill the window are sent before the page is decoded
 -- (http.lua's on_arrival), so the wire never idles while we decode.
--- o.decode (from people()) replaces core.decode for result bodies.
+--
+-- Short pages (the docs: "a page may be shorter than limit"): the pages in flight are
+-- planned as if every page were full. A page of n < limit rows before total leaves a gap
+-- between offset + n and the next page in flight; the gap is asked for at once (as one
+-- page of at most `limit` rows, which may be short again), ahead of the pages already in
+-- flight, which stay valid. Rows come out exactly once, in offset order.
+-- An empty page before total is asked for again with backoff, up to the client's
+-- max_retries times, then the read fails with EMPTY_PAGE naming the offset.
+--
+-- o.native (a core.where predicate) and o.raw (rows as JSON text) go to core.decode_page
+-- when the core has it; it also checks repeated rows in C (leadpipe.page).
 local function page_iterator(self, aud, run_id, o, fname)
     local limit = o.limit or 100
     local win = window.new(o.prefetch or DEFAULT_PREFETCH)
-    local requester, host, decode = self.requester, self.host, o.decode
+    local requester, host = self.requester, self.host
     local now = host.now
     local left_at                     -- when the last page was handed out
     local next_offset = o.offset or 0 -- offset of the next page handed out
-    local ahead                       -- offset of the next page to request
+    local ahead                       -- offset just past the last page requested
     local total
-    local seen = {} -- what the pages so far said: total, the edge row ids of the last one
+    -- what the pages so far said: total, the last page's row ids; how pages are decoded
+    local seen = { filtered = o.native ~= nil, raw = o.raw }
     local done = false
-    local inflight = {} -- { offset =, call =, sent = }, in offset order
+    local inflight = {} -- { offset =, limit =, call =, sent = }, in offset order
+
+    local decode
+    local decode_page = core.decode_page
+    if decode_page then
+        local native, raw = o.native, o.raw
+        decode = function(body) return decode_page(body, native, raw, seen.ids) end
+    else
+        -- the cjson decoder, in page mode: a null row is built as false, not dropped
+        local decode_cjson = core.decode_cjson
+        decode = function(body) return decode_cjson(body, true) end
+    end
 
     local function drop_inflight()
         for i = #inflight, 1, -1 do
@@ -79,7 +101,8 @@ local function page_iterator(self, aud, run_id, o, fname)
         local room = min(win:room(#inflight + ceil((total - ahead) / limit)), CLIENT_AHEAD - others())
         while #inflight < room and ahead < total do
             inflight[#inflight + 1] = {
-                offset = ahead, sent = now(), call = start_page(self, aud, run_id, limit, ahead, decode),
+                offset = ahead, limit = limit, sent = now(),
+                call = start_page(self, aud, run_id, limit, ahead, decode),
             }
             ahead = ahead + limit
         end
@@ -87,13 +110,13 @@ local function page_iterator(self, aud, run_id, o, fname)
 
     -- Waits for a call sent at `sent`; tells the window what the wait showed. `waited`:
     -- the call was sent just now, so the reader surely waits for it.
-    local function finish_slot(call, offset, sent, waited)
+    local function finish_slot(call, offset, lim, sent, waited)
         local asked, arrived = now(), nil
         call.on_arrival = function()
             arrived = now()
             if total then refill() end
         end
-        local page, err = finish_page(self, call, limit, offset, seen)
+        local page, err = finish_page(self, call, lim, offset, seen)
         if arrived then
             local wait, t = arrived - asked, now()
             -- a wait of under 0.5 ms: the page was there already, and arrived says nothing
@@ -105,14 +128,34 @@ local function page_iterator(self, aud, run_id, o, fname)
         return page, err
     end
 
-    local function fetch_at(offset, deadline)
+    local function fetch_at(offset, lim, deadline)
         local sent = now()
-        return finish_slot(start_page(self, aud, run_id, limit, offset, decode, deadline), offset, sent, true)
+        return finish_slot(start_page(self, aud, run_id, lim, offset, decode, deadline), offset, lim,
+            sent, true)
+    end
+
+    -- An empty page before total (EMPTY_PAGE, retryable) is asked for again with backoff,
+    -- like a transient error, at most max_retries times.
+    local function settle(page, err, offset, lim)
+        local tries = 0
+        while not page and err.code == "EMPTY_PAGE" and tries < requester.max_retries
+            and not self.closed do
+            tries = tries + 1
+            local d = min(requester.backoff_max, requester.backoff_base * 2 ^ (tries - 1))
+            host.sleep(d / 2 + random() * d / 2)
+            page, err = fetch_at(offset, lim)
+        end
+        if not page and err.code == "EMPTY_PAGE" then
+            err.attempts = tries + 1
+            err.message = err.message .. " (asked " .. (tries + 1) .. " times)"
+        end
+        return page, err
     end
 
     local function first_page()
         if o.wait == false then
-            local page, err = fetch_at(next_offset)
+            local page, err = fetch_at(next_offset, limit)
+            page, err = settle(page, err, next_offset, limit)
             if page and page.state ~= "completed" then
                 err = errors.new("not_ready", "run " .. run_id .. " is " .. tostring(page.state)
                     .. " (pass wait = true to wait for it)", { status = 202, retryable = true })
@@ -120,26 +163,37 @@ local function page_iterator(self, aud, run_id, o, fname)
             end
             return page, err
         end
-        return poll_until_complete(self, function(deadline)
+        local page, err = poll_until_complete(self, function(deadline)
             if self.closed then return nil, closed(fname) end
-            return fetch_at(next_offset, deadline)
+            return fetch_at(next_offset, limit, deadline)
         end, run_id, o)
+        return settle(page, err, next_offset, limit)
     end
 
     local function next_page()
         local slot = remove(inflight, 1)
-        if slot and slot.offset ~= next_offset then
-            -- a short page moved the offsets: what was requested ahead is of no use
-            requester:cancel(slot.call)
-            drop_inflight()
-            ahead = next_offset
-            slot = nil
+        local page, err, lim
+        if slot then
+            lim = slot.limit
+            page, err = finish_slot(slot.call, slot.offset, lim, slot.sent)
+        else
+            lim, ahead = limit, next_offset + limit
+            page, err = fetch_at(next_offset, lim)
         end
-        if not slot then
-            ahead = next_offset + limit
-            return fetch_at(next_offset)
+        return settle(page, err, next_offset, lim)
+    end
+
+    -- After a short page: the rows between next_offset and the first page in flight are
+    -- asked for now, ahead of it (the pages in flight stay as they are).
+    local function fill_gap()
+        local head = inflight[1]
+        if head and head.offset > next_offset then
+            local lim = min(limit, head.offset - next_offset)
+            insert(inflight, 1, {
+                offset = next_offset, limit = lim, sent = now(),
+                call = start_page(self, aud, run_id, lim, next_offset, decode),
+            })
         end
-        return finish_slot(slot.call, slot.offset, slot.sent)
     end
 
     local function iter()
@@ -164,16 +218,16 @@ local function page_iterator(self, aud, run_id, o, fname)
         end
         local is_first = total == nil
         total = page.total
-        seen.total, seen.ids = total, page_mod.edge_ids(page)
-        local n = page.rows
         page.offset = next_offset
-        next_offset = next_offset + n
+        next_offset = next_offset + page.rows
         if next_offset >= total then
             done = true
             drop_inflight()
         elseif is_first then
             ahead = next_offset
             refill()
+        else
+            fill_gap()
         end
         left_at = now()
         return page

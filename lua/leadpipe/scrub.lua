@@ -15,6 +15,13 @@
 --   local s = scrub.new(key)
 --   s(text)          -> text with the key masked (non-strings are returned as they are)
 --   s.deep(value)    -> value with every string (keys too) scrubbed; tables in place
+--   scrub.writer(out, key) -> an object with write(...) and flush() that writes to `out`
+--                       (anything with :write) what it is given, key masked; the command
+--                       line prints every server text through it (rows, CSV, runs, stats)
+--
+-- A writer masks whole lines: it holds back the text after the last newline until the
+-- next one (or flush), since the key never holds a newline. A line that grows past
+-- LINE_MAX bytes is let out but for its last bytes, which may begin the key.
 
 local type, pairs, setmetatable = type, pairs, setmetatable
 local concat = table.concat
@@ -70,6 +77,49 @@ local scrub_string = _M.string
 -- Tables nested deeper than this are left as they are (an error's `run` from the server is
 -- two levels deep; this only bounds the walk of a hostile one).
 local MAX_DEPTH = 64
+
+local LINE_MAX = 1024 * 1024
+
+local Writer = {}
+Writer.__index = Writer
+
+local function emit(self, text)
+    if text == "" then return true end
+    return self.out:write(scrub_string(text, self.key))
+end
+
+function Writer:write(...)
+    local buf = self.pending .. concat({ ... })
+    local after = buf:match(".*()\n")
+    local out
+    if after then
+        self.pending, out = buf:sub(after), buf:sub(1, after - 1)
+    elseif #buf > LINE_MAX then
+        local cut = #buf - self.hold
+        self.pending, out = buf:sub(cut + 1), buf:sub(1, cut)
+    else
+        self.pending = buf
+        return self
+    end
+    local ok, err = emit(self, out)
+    if not ok then return nil, err end
+    return self
+end
+
+function Writer:flush()
+    local p = self.pending
+    self.pending = ""
+    local ok, err = emit(self, p)
+    if not ok then return nil, err end
+    if self.out.flush then return self.out:flush() end
+    return true
+end
+
+--- scrub.writer(out, key) -> writer (see above).
+function _M.writer(out, key)
+    if type(key) ~= "string" or key == "" then return out end
+    return setmetatable({ out = out, key = key, pending = "", hold = #urlencode(key) + 1 }, Writer)
+end
 
 local function deep(v, key, depth)
     if type(v) == "string" then return scrub_string(v, key) end

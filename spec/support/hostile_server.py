@@ -191,6 +191,48 @@ class Handler(BaseHTTPRequestHandler):
             p["data"]["results"] = p["data"]["results"][:60]
         self.send(200, p)
 
+    def s_short_all(self, limit, offset, **_):
+        # legal: every page holds between 1 and limit - 1 rows (never none before total)
+        p = page(offset, limit)
+        n = len(p["data"]["results"])
+        if n > 1:
+            p["data"]["results"] = p["data"]["results"][:1 + (offset * 7 + limit) % (n - 1)]
+        self.send(200, p)
+
+    def s_repeat_in_page(self, limit, offset, **_):
+        # h0, h1, h2, h0: a row repeated inside one page
+        p = page(offset, limit)
+        if offset == 0:
+            p["data"]["results"][3] = row(0)
+        self.send(200, p)
+
+    def s_repeat_prev(self, limit, offset, **_):
+        # the second page repeats the last row of the first one in its middle
+        p = page(offset, limit)
+        if offset > 0:
+            p["data"]["results"][5] = row(offset - 1)
+        self.send(200, p)
+
+    def s_result_count(self, limit, offset, **_):
+        # a run whose resultCount says another number than total
+        p = page(offset, limit)
+        p["data"]["run"]["resultCount"] = TOTAL + 1
+        self.send(200, p)
+
+    def s_bad_utf8(self, limit, offset, **_):
+        # bytes that are not UTF-8 in a hashedEmail of the second page
+        body = json.dumps(page(offset, limit)).encode()
+        if offset > 0:
+            body = body.replace(b"h%05d" % (offset + 3), b"h\xff\xfe0001")
+        self.send(200, body)
+
+    def s_lone_surrogate(self, limit, offset, **_):
+        p = page(offset, limit)
+        body = json.dumps(p)
+        if offset > 0:
+            body = body.replace('"h%05d"' % (offset + 2), '"h\\ud800%d"' % offset)
+        self.send(200, body.encode())
+
     def s_too_many(self, limit, offset, **_):
         self.send(200, page(offset, limit + 1))
 
@@ -379,6 +421,36 @@ class Handler(BaseHTTPRequestHandler):
                              headers=self.leak_headers(key))
         self.send(302, b"", headers=[("Location", base + rest + "?k=" + key)] +
                   self.leak_headers(key))
+
+    def s_leak_all(self, key, rest, limit, offset, **_):
+        # well-formed answers to every endpoint the command line calls, each with the key
+        # in every field it prints
+        hdr = self.leak_headers(key)
+        meta = {"request_id": key}
+        run = {"id": RUN, "status": "completed", "runType": "manual", "resultCount": TOTAL,
+               "createdAt": key, "completedAt": key, "errorMessage": key}
+        if rest.endswith("/export.csv"):
+            return self.send(200, ("hashedEmail,fullName\nh0,%s\nh1,x %s y\n" % (key, key)).encode(),
+                             ctype="text/csv", headers=hdr)
+        if rest.endswith("/stats"):
+            return self.send(200, {"data": {"run": run, "stats": {"total": TOTAL, "note": key}},
+                                   "meta": meta}, headers=hdr)
+        if rest.endswith("/results"):
+            p = page(offset, limit)
+            for r in p["data"]["results"]:
+                r["fullName"] = "name " + key
+            p["meta"] = meta
+            return self.send(200, p, headers=hdr)
+        if rest.endswith("/runs") and self.command == "GET":
+            return self.send(200, {"data": [run], "meta": meta}, headers=hdr)
+        if self.command in ("POST", "DELETE"):
+            r = dict(run, status="queued" if self.command == "POST" else "cancelled",
+                     idempotencyKey=key)
+            return self.send(200, {"data": r, "meta": meta}, headers=hdr)
+        if rest == "/v1/intent/audiences":
+            return self.send(200, {"data": [{"id": RUN, "name": key, "status": "active"}],
+                                   "meta": meta}, headers=hdr)
+        return self.send(404, {"error": {"code": "NOT_FOUND", "message": key}}, headers=hdr)
 
     def s_leak_decode(self, key, **_):
         self.send(200, ('{"data": {"k": "' + key + '", ').encode(), headers=self.leak_headers(key))

@@ -98,6 +98,8 @@ local function make_client(ctx)
         error(client, 0)
     end
     ctx.client = client
+    -- every server text printed from here on (rows, CSV, runs, stats) is scrubbed of the key
+    ctx.stdout = require("leadpipe.scrub").writer(ctx.stdout, key)
     return client
 end
 

@@ -88,7 +88,8 @@ function _M.main(args, env)
         stderr:write(PROG, ": ", one_line(msg), "\n")
     end
     local function flush()
-        if stdout.flush then cmds.check_write(stdout:flush()) end
+        local out = ctx.stdout -- (the command may have put a scrubbing writer in front)
+        if out.flush then cmds.check_write(out:flush()) end
     end
 
     local function body()
@@ -136,6 +137,9 @@ function _M.main(args, env)
         return e
     end)
     if ctx.client then pcall(ctx.client.close, ctx.client) end
+    if not ok and ctx.stdout ~= stdout then
+        pcall(ctx.stdout.flush, ctx.stdout) -- what a failed command printed before it failed
+    end
     if ok then return res or 0 end
     local e = res
     if type(e) == "table" and e.usage then

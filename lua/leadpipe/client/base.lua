@@ -13,6 +13,7 @@ local core = require "leadpipe.core"
 local errors = require "leadpipe.errors"
 local args = require "leadpipe.args"
 local page_mod = require "leadpipe.page"
+local shape = require "leadpipe.shape"
 
 local type, getmetatable = type, getmetatable
 
@@ -61,7 +62,8 @@ end
 local ARRAY_DATA = { list_runs = true, audiences = true }
 
 -- The `data` of a response envelope: returns data, or nil, err for the request layer's
--- error (status nil) or a body without a data object (an array for list_runs, audiences).
+-- error (status nil) or a body without a data object (an array for list_runs, audiences),
+-- or whose data lacks the documented shape (leadpipe.shape).
 function _M.data_of(what, status, headers_or_err, body)
     if not status then return nil, headers_or_err end
     local data = type(body) == "table" and body.data
@@ -69,6 +71,11 @@ function _M.data_of(what, status, headers_or_err, body)
     if type(data) ~= "table" or (getmetatable(data) == core.array_mt) ~= want_array then
         return nil, errors.new("decode", what .. " response has no data " .. (want_array and "array"
             or "object"), { status = status, code = "BAD_RESPONSE" })
+    end
+    local why = shape.check(what, data)
+    if why then
+        return nil, errors.new("decode", what .. " response: " .. why, { status = status,
+            code = "BAD_RESPONSE" })
     end
     return data
 end
@@ -97,23 +104,34 @@ function _M.start_page(self, aud, run_id, limit, offset, decode, deadline)
 end
 
 -- Finishes a results call and checks the page invariants (leadpipe.page); `seen` is what
--- the same read learnt from its pages so far ({ total =, ids = }), or nil. page.rows is how
--- many rows the page had; page.kept, when a decoder with a pushed-down `where` built only
--- some of them (then page.results holds just those), how many it kept.
+-- the same read learnt from its pages so far ({ total =, ids =, filtered =, raw = }), or
+-- nil; seen.ids becomes this page's ids. A call decoded by core.decode_page (the pipeline's
+-- decode) returns the page's row counts and its repeat check after the body. page.rows is
+-- how many rows the page had; page.kept, when a pushed-down `where` built only some of them
+-- (then page.results holds just those), how many it kept.
 function _M.finish_page(self, call, limit, offset, seen)
     local requester = self.requester
-    local status, headers, body, nrows, nkept = requester:finish(call)
-    if not status then return nil, headers end
-    local page, err = page_mod.from_response(status, headers, body, {
+    local status, headers, body, nrows, nkept, ids, dup_row, dup_of = requester:finish(call)
+    if not status then
+        if seen and headers.kind == "decode" then
+            headers.message = "results page at offset " .. offset .. ": " .. headers.message
+        end
+        return nil, headers
+    end
+    local paged = nkept ~= nil and status ~= 202
+    local page, lua_ids = page_mod.from_response(status, headers, body, {
         limit = limit, offset = offset, prev_total = seen and seen.total,
         prev_ids = seen and seen.ids, scrub = requester:scrubber(),
-        rows = nkept and nrows, kept = nkept,
+        rows = paged and nrows or nil, kept = paged and nkept or nil, raw = seen and seen.raw,
+        dup_row = paged and dup_row or nil, dup_of = dup_of,
     })
-    if page then
-        page.rows = nrows and nkept and nrows or #page.results
-        page.kept = nkept
+    if not page then return nil, lua_ids end
+    page.rows = paged and nrows or #page.results
+    page.kept = paged and seen.filtered and nkept or nil
+    if seen and page.state == "completed" then
+        seen.total, seen.ids = page.total, paged and ids or lua_ids
     end
-    return page, err
+    return page
 end
 
 -- One results page for a waiting loop: the request in flight is cut at the deadline.

@@ -88,11 +88,11 @@ end
 local PEOPLE_OPTS = with_wait_opts{ "limit", "offset", "wait", "prefetch", "where", "filter",
                                     "on_page", "raw" }
 
--- The where{} of people() as (decode, lua_predicate): with a decoder that takes a compiled
+-- The where{} of people() as (native, lua_predicate): with a decoder that takes a compiled
 -- predicate (core.decode_page), rows that fail it are never built and the Lua predicate is
--- nil; otherwise the Lua predicate runs on every decoded row. `raw` asks the decoder for
--- each kept row's JSON text instead of a table. Raises an invalid_argument error.
-local function compile_where(fname, where, raw)
+-- nil; otherwise the Lua predicate runs on every decoded row. Raises an invalid_argument
+-- error.
+local function compile_where(fname, where)
     local compiled
     if where ~= nil then
         local ok, c = pcall(filter.compile, where)
@@ -102,11 +102,8 @@ local function compile_where(fname, where, raw)
         end
         compiled = c
     end
-    local decode_page = core.decode_page
-    if decode_page and (raw or (compiled and compiled.native)) then
-        local native = compiled and compiled.native
-        return function(body) return decode_page(body, native, raw) end, nil
-    end
+    local native = compiled and compiled.native
+    if core.decode_page and native then return native, nil end
     return nil, compiled and compiled.fn
 end
 
@@ -154,13 +151,15 @@ function Client:people(aud, run_id, opts)
         err = invalid(fname, "filter", "cannot be used with raw = true (rows are JSON text); use where")
     end
     if err then error(err, 2) end
-    local ok, decode, where_fn = pcall(compile_where, fname, o.where, o.raw)
-    if not ok then error(decode, 2) end
-    local page_opts = { decode = decode }
+    local ok, native, where_fn = pcall(compile_where, fname, o.where)
+    if not ok then error(native, 2) end
+    -- raw rows come from core.decode_page when the core has it, else they are encoded here
+    local raw = o.raw and core.decode_page ~= nil
+    local page_opts = { native = native, raw = raw }
     for k in pairs(PAGES_OPTS) do page_opts[k] = o[k] end
     local pages, _, _, closer = page_iterator(self, aud, run_id, page_opts, fname)
     local on_page, pred = o.on_page, o.filter
-    local encode = o.raw and not decode and json.encode
+    local encode = o.raw and not raw and json.encode
     local requester = self.requester
     local results, i = nil, 0
     local iter = function()
