@@ -202,6 +202,38 @@ describe("the luv host", function()
             st.polls, st.timers)
     end)
 
+    it("reads short pages (the docs allow them) every row once, on the loop, at every prefetch", function()
+        srv:configure{ latency_ms = 2, queued_ms = 0, running_ms = 0 }
+        local client = new_client{ backoff_base = 0.001, backoff_max = 0.005 }
+        local results, failure = {}, nil
+        hosts.run(function()
+            local run = assert(client:create_run(aud))
+            for _, prefetch in ipairs{ 0, 1, 4, 64 } do
+                srv:configure{ faults = { short = 0.4, seed = prefetch + 3, every = 7,
+                    kinds = { "500", "drop", "429" }, retry_after = 0 } }
+                local count, unique, seen, pages = 0, 0, {}, 0
+                each(client:people(aud, run.id, { limit = 300, prefetch = prefetch,
+                    on_page = function() pages = pages + 1 end }), function(p)
+                    count = count + 1
+                    if not seen[p.hashedEmail] then unique = unique + 1 end
+                    seen[p.hashedEmail] = true
+                end)
+                results[#results + 1] = { prefetch = prefetch, count = count, unique = unique,
+                                          pages = pages }
+            end
+            srv:configure{ faults = false }
+            client:close()
+        end, function(err) failure = err end)
+        assert.is_true(run_loop(60))
+        assert.is_nil(failure)
+        assert.are.equal(4, #results)
+        for _, r in ipairs(results) do
+            assert.are.equal(5000, r.count, "prefetch " .. r.prefetch)
+            assert.are.equal(5000, r.unique, "prefetch " .. r.prefetch)
+            assert.is_true(r.pages > math.ceil(5000 / 300), "no short page at prefetch " .. r.prefetch)
+        end
+    end)
+
     it("has no wake-up of its own while a transfer is idle", function()
         srv:configure{ latency_ms = 1000 }
         local client = new_client()

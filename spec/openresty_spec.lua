@@ -106,6 +106,24 @@ describe("the openresty host in nginx", function()
         assert.is_true(srv:stats().faults > 0)
     end)
 
+    it("reads short pages (the docs allow them) over cosockets, every row once, at every prefetch", function()
+        local expected = expected_count({ min_score = 50 })
+        for _, prefetch in ipairs{ 0, 1, 4, 64 } do
+            for _, limit in ipairs{ 7, 100 } do
+                srv:configure{ faults = { short = 0.4, seed = prefetch * 31 + limit,
+                    every = 5, kinds = { "500", "drop", "truncate", "429" }, retry_after = 0 } }
+                local ok, status, res = pcall(get, ("/people?min_score=50&retries=5&prefetch=%d&limit=%d")
+                    :format(prefetch, limit))
+                srv:configure{ faults = false }
+                assert(ok, status)
+                assert.are.equal(200, status, res and (res.message or res.raised))
+                assert.are.equal(expected, res.count)
+                assert.is_true(res.pages > math.ceil(srv.audiences[1].rows / limit),
+                    "no short page at prefetch " .. prefetch)
+            end
+        end
+    end)
+
     it("follows the export redirect and reads the streamed CSV as libcurl does", function()
         local parts = {}
         assert(client:export_csv(srv.audience, run_id, { sink = function(chunk)
