@@ -273,7 +273,8 @@ function commands.mock(ctx)
     if opts.rows then
         local audiences = {}
         for i, a in ipairs(mock.AUDIENCES) do
-            audiences[i] = { id = a.id, rows = a.rows, fail = a.fail, name = a.name, status = a.status }
+            audiences[i] = { id = a.id, rows = a.rows, fail = a.fail, name = a.name, status = a.status,
+                             daily_runs = a.daily_runs }
         end
         audiences[1].rows = opts.rows
         conf.audiences = audiences
