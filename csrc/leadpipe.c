@@ -3,7 +3,8 @@
  *
  * luaopen_leadpipe_core returns a fresh table (no globals) filled by each
  * concern's lp_*_open: sessions and requests (libcurl), decode (simdjson or lua-cjson,
- * with leadpipe's null and array rules), where, uuid/sleep/now. See docs/internals.md for
+ * with leadpipe's null and array rules), where, the fingerprint table of client:changes
+ * (fpset), uuid/sleep/now. See docs/internals.md for
  * the contract. Lua wraps it in lua/leadpipe/.
  *
  * Copyright (c) leadpipe authors. MIT license (see LICENSE).
@@ -11,6 +12,7 @@
 #include <curl/curl.h>
 
 #include "lp_compat.h"
+#include "lp_fpset.h"
 #include "lp_inflate.h"
 #include "lp_json.h"
 #include "lp_request.h"
@@ -66,6 +68,7 @@ LP_API int luaopen_leadpipe_core(lua_State *L)
     lp_json_open(L);
     lp_inflate_open(L);
     lp_where_open(L);
+    lp_fpset_open(L);
     lp_util_open(L);
     lua_pushliteral(L, LP_NAME " " LP_VERSION);
     lua_setfield(L, -2, "_VERSION");

@@ -855,6 +855,7 @@ _M.internal = {
 }
 require("leadpipe.audiences").install(Client, _M.internal)
 require("leadpipe.exports").install(Client, _M.internal)
+require("leadpipe.changes").install(Client)
 
 --- The Client class (its methods), for code that extends or inspects it.
 _M.Client = Client

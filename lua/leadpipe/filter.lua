@@ -23,6 +23,7 @@ local iter = require "leadpipe.iter"
 local argcheck = require "leadpipe.args"
 
 local type, tostring, tonumber, select = type, tostring, tonumber, select
+local getmetatable, setmetatable = getmetatable, setmetatable
 local pairs, ipairs, next, error = pairs, ipairs, next, error
 local lower, find, match, format = string.lower, string.find, string.match, string.format
 local concat, sort = table.concat, table.sort
@@ -453,6 +454,9 @@ local function check_where(spec)
     end
 end
 
+-- What compile() returns carries this metatable: where() and compile() take it as it is.
+local compiled_mt = { __name = "leadpipe.compiled_where" }
+
 -- The predicate of a checked spec, built from the constructors above (the reference the
 -- generated code is held to, and the fallback when it cannot be loaded).
 local function where_closures(spec)
@@ -492,6 +496,7 @@ end
 ---@return leadpipe.Predicate
 function _M.where(spec)
     if is_callable(spec) then return spec end
+    if getmetatable(spec) == compiled_mt then return spec.fn end
     check_where(spec)
     return where_fast(spec)
 end
@@ -500,13 +505,15 @@ end
 --- `fn` is where(spec); `native` is the same test compiled by leadpipe.core for its page
 --- decoder (core.decode_page(body, native)), so rows that fail it are never built. `native` is
 --- nil when spec is a function (it cannot be pushed down) and when the core was built without
---- simdjson (no core.decode_page). Raises like where().
----@param spec leadpipe.Where|leadpipe.Predicate
+--- simdjson (no core.decode_page). A CompiledWhere is returned as it is, so a `where` option may
+--- be one (client:changes pairs its own fn and native so, in the table compile(fn) returns).
+---@param spec leadpipe.Where|leadpipe.Predicate|leadpipe.CompiledWhere
 ---@return leadpipe.CompiledWhere
 function _M.compile(spec)
-    if is_callable(spec) then return { fn = spec } end
+    if is_callable(spec) then return setmetatable({ fn = spec }, compiled_mt) end
+    if getmetatable(spec) == compiled_mt then return spec end
     check_where(spec)
-    return { fn = where_fast(spec), native = predicate.native(spec, _M.ranks) }
+    return setmetatable({ fn = where_fast(spec), native = predicate.native(spec, _M.ranks) }, compiled_mt)
 end
 
 -- ===== Iterator helpers (leadpipe.iter) =====================================================
