@@ -6,7 +6,7 @@
  * then reads A again for what B did not have (lua/leadpipe/changes.lua). The table holds,
  * for each person, 16 bytes: a 64-bit fingerprint of the person's id (its hashedEmail; the
  * whole row for a row without one) and a 56-bit fingerprint of the compared fields with 8
- * bits of flags, in one flat open-addressing array kept at most LP_FPS_LOAD full. Once a
+ * bits of flags, in one flat open-addressing array kept at most 7/8 full. Once a
  * person is known to have changed, the field fingerprint is no longer needed and its place
  * holds the offset of the person's old values in a byte arena (what changes.lua puts
  * there); only changed people cost more than their slot.

@@ -199,10 +199,15 @@ local function same(a, b)
     return true
 end
 
--- The old values of a changed person, as text for the table's arena.
-local function pack_old(row, fields, parts)
+-- The old values of a changed person, as text for the table's arena: a JSON array with,
+-- for each compared field, [value] or [] when the row has none (about 60 bytes for the
+-- default fields).
+local function pack_old(row, parts)
     local t = {}
-    for i = 1, #fields do t[fields[i]] = get_parts(row, parts[i]) end
+    for i = 1, #parts do
+        local v = get_parts(row, parts[i])
+        t[i] = json.array(v == nil and {} or { v })
+    end
     return json.encode(t)
 end
 
@@ -211,9 +216,9 @@ local function field_changes(packed, row, fields, parts)
     local old = packed and json.decode(packed) or {}
     local list = {}
     for i = 1, #fields do
-        local f = fields[i]
+        local was = type(old[i]) == "table" and old[i][1] or nil
         local new = get_parts(row, parts[i])
-        if not same(old[f], new) then list[#list + 1] = { field = f, old = old[f], new = new } end
+        if not same(was, new) then list[#list + 1] = { field = fields[i], old = was, new = new } end
     end
     return list
 end
@@ -366,7 +371,8 @@ function _M.install(client_class)
             if not to_run then fail(terr) end
             local a_run = plan.a == to_id and to_run or from_run
             local b_run = plan.a == to_id and from_run or to_run
-            local hint = count(a_run.resultCount) + count(b_run.resultCount) / 8 + 64
+            -- A's people, and room for B's own (a few per cent of a day's run; the table grows)
+            local hint = count(a_run.resultCount) + count(b_run.resultCount) / 16 + 64
             fs = core.fpset(math.floor(hint))
         end
 
@@ -427,7 +433,7 @@ function _M.install(client_class)
             if pass.op == "probe" then
                 if changed then
                     -- from's row of a changed person: keep its compared fields for step 3
-                    fs:put_old(row, pack_old(row, fields, parts))
+                    fs:put_old(row, pack_old(row, parts))
                     return nil
                 end
                 if pass.only and (not user_fn or user_fn(row)) then return pass.only, row end
