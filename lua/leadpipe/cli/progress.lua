@@ -2,7 +2,8 @@
 -- place on a terminal (stderr) at most 10 times a second: rows/total, pages, rows/s, ETA,
 -- or the wait for a pending run.
 --
---   local p = progress.new(out, now)   out: has :write(s); now: clock in seconds
+--   local p = progress.new(out, now, label)   out: has :write(s); now: clock in seconds;
+--                                      label: optional text drawn first (e.g. "to 2/3:")
 --   p:waiting(run_id, state)           the run is still queued or running
 --   p:page(page, force)                a page arrived (force: draw even if drawn just now)
 --   p:finish(text)                     draws text (if any) and ends the line, if anything was drawn
@@ -21,7 +22,7 @@ local function duration(s)
     return format("%dh%02dm", floor(s / 3600), floor(s % 3600 / 60))
 end
 
-function _M.new(out, now)
+function _M.new(out, now, label)
     local p = { rows = 0, pages = 0, total = nil, shown = false }
     local start, last = now(), -1
     -- rows/s counts from the last time the run was seen pending (or from the start)
@@ -31,7 +32,7 @@ function _M.new(out, now)
         local t = now()
         if not force and t - last < 0.1 then return end
         last = t
-        out:write("\r\27[K" .. text)
+        out:write("\r\27[K" .. (label and (label .. " ") or "") .. text)
         if out.flush then out:flush() end
         p.shown = true
     end
