@@ -34,7 +34,8 @@ local AWKWARD = {
     '{"name":"no id, a float score","intent":{"score":84.0}}',
     '{"hashedEmail":null,"name":"null id","company":{"name":"x","name":"y"}}',
     '{"hashedEmail":12345,"intent":{"score":1e2}}',
-    '{"hashedEmail":"a","company":{"name":"acme","domain":null},"intent":{"matchedTopics":[null,{"topicName":"t"}]}}',
+    '{"hashedEmail":"a","company":{"name":"acme","domain":null},'
+        .. '"intent":{"matchedTopics":[null,{"topicName":"t"}]}}',
     '{"hashedEmail":"b","jobTitle":"x","jobTitle":null,"seniority":"vp"}',
     '{"hashedEmail":"c","intent":{"score":9007199254740993},"company":{}}',
     '{"hashedEmail":"d","intent":{"score":-0,"matchedTopics":[]},"geo":{"city":"S\\u00e3o \\"P\\""}}',
@@ -62,14 +63,16 @@ describe("core.fpset", function()
         assert.matches("closed", tostring(fs))
         assert.has_error(function() fs:stats() end, "attempt to use a closed fpset")
         assert.has_error(function() fs:flags("a") end)
-        assert.are.same({ IN_A = 1, WHERE_A = 2, SEEN_B = 4, CHANGED = 8, B_ONLY = 16, OLD = 32, REST_SEEN = 64 },
-            F)
+        assert.are.same({ IN_A = 1, WHERE_A = 2, SEEN_B = 4, CHANGED = 8, B_ONLY = 16, OLD = 32,
+                          REST_SEEN = 64 }, F)
     end)
 
     it("runs the three passes: insert, probe, rest", function()
         local fs = core.fpset(0) -- grows as needed
-        local a = { { hashedEmail = "p1", s = 1 }, { hashedEmail = "p2", s = 2 }, { hashedEmail = "p3", s = 3 } }
-        local b = { { hashedEmail = "p2", s = 2 }, { hashedEmail = "p3", s = 30 }, { hashedEmail = "p4", s = 4 } }
+        local a = { { hashedEmail = "p1", s = 1 }, { hashedEmail = "p2", s = 2 },
+                    { hashedEmail = "p3", s = 3 } }
+        local b = { { hashedEmail = "p2", s = 2 }, { hashedEmail = "p3", s = 30 },
+                    { hashedEmail = "p4", s = 4 } }
         local f = { "s" }
         for _, r in ipairs(a) do assert.is_false(visit(fs, "insert", false, false, true, r, f)) end
         assert.is_false(visit(fs, "insert", false, false, true, a[1], f)) -- a repeat: counted
@@ -196,6 +199,8 @@ describe("core.fpset", function()
         assert.are.equal(0, kept)
         assert.has_error(function() core.where{ fpset = g, fpset_op = "probe" } end)
         assert.has_error(function() core.where{ fpset = core.fpset(1), fpset_op = "merge" } end)
-        assert.has_error(function() core.where{ fpset = core.fpset(1), fpset_op = "insert", fpset_fields = { "" } } end)
+        assert.has_error(function()
+            core.where{ fpset = core.fpset(1), fpset_op = "insert", fpset_fields = { "" } }
+        end)
     end)
 end)
