@@ -95,7 +95,8 @@ describe("leadpipe changes", function()
     end)
 
     it("writes a table and stops after --max rows", function()
-        local status, out = run_cli({ "changes", DAILY, "--format", "table", "--max", "3", "--only", "removed" })
+        local status, out = run_cli({ "changes", DAILY, "--format", "table", "--max", "3", "--only",
+            "removed" })
         assert.are.equal(0, status)
         local lines = h.lines(out)
         assert.are.equal(5, #lines)
