@@ -70,9 +70,14 @@ describe("client:changes() on the luv host", function()
     it("refuses to run outside a coroutine, before anything is sent", function()
         local client = leadpipe.new{ api_key = srv.api_key, base_url = srv.url, host = "luv" }
         srv:reset_stats()
-        local ok, err = pcall(client.changes, client, mock.AUDIENCE.daily, from, to)
+        local ok, err = pcall(function()
+            local it = client:changes(mock.AUDIENCE.daily, from, to) -- (not a tail call: its line is named)
+            return it
+        end)
         assert.is_false(ok)
         assert.is_true(leadpipe.is_error(err))
+        assert.are.equal("NOT_IN_COROUTINE", err.code)
+        assert.is_truthy(err.where:find("changes_hosts_spec.lua", 1, true), err.where) -- the caller's line
         local runs, lerr = client:latest_runs(mock.AUDIENCE.daily)
         assert.is_nil(runs)
         assert.are.equal(lerr.kind, err.kind)

@@ -75,7 +75,7 @@ local function raise(err) error(err, 0) end
 
 local function host_check(self, fname)
     local check = self.host.check
-    return check and check(fname, 4)
+    return check and check(fname, 3)
 end
 
 -- ===== arguments =====
