@@ -153,9 +153,9 @@ if small and large then
     print(format("Peak RSS of changes (default options, %s): %d rows %.1f MB, %d rows %.1f MB "
         .. "(%.1f s); difference %.1f MB (target ≤ 40 MB: %s)", luas[1].name, RSS_SMALL, small.rss / 1024,
         RSS_LARGE, large.rss / 1024, large.s, d, d <= 40 and "met" or "MISSED"))
-    print(format("(the fingerprint table holds 16 bytes a person in slots kept at most 80%% full: "
-        .. "about 20 bytes a person, so %.1f MB for %d people, plus the old values of the changed ones)",
-        RSS_LARGE * 20 / 1048576, RSS_LARGE))
+    print(format("(the fingerprint table: 16-byte slots kept at most 7/8 full, sized for A plus 1/16 "
+        .. "of B: %.1f MB for %d people; plus about 60 bytes for each changed person's old values)",
+        (RSS_LARGE + RSS_LARGE / 16) * 8 / 7 * 16 / 1048576, RSS_LARGE))
 end
 client:close()
 srv:stop()

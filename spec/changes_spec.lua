@@ -98,6 +98,8 @@ for _, seed in ipairs({ 1, 2, 9 }) do
         end)
 
         it("compares the fields asked for: any dotted path, objects and arrays by content", function()
+            ref.check(ref.expected(rows[day1], rows[day2], { "jobTitle" }),
+                (ref.collect(client:changes(DAILY, day1, day2, { fields = "jobTitle" }))))
             for _, fields in ipairs({ { "intent.score" }, { "jobTitle", "department" }, { "company" },
                                       { "geo", "intent.matchedTopics", "intent.matchedTopics.1.topicId" },
                                       { "fullName", "intent" } }) do

@@ -43,7 +43,7 @@ local get_parts, split = path.get_parts, path.split
 ---@field new any to's value (nil when it has none)
 
 ---@class leadpipe.ChangesOpts: leadpipe.WaitOpts
----@field fields? string[] dotted paths compared for "changed" (default changes.DEFAULT_FIELDS)
+---@field fields? string|string[] dotted paths compared for "changed" (default changes.DEFAULT_FIELDS)
 ---@field only? leadpipe.ChangeKind|leadpipe.ChangeKind[] the kinds wanted (default all three)
 ---@field where? leadpipe.Where|leadpipe.Predicate to's rows must pass it (from's, for "removed")
 ---@field limit? integer rows per page, 1..500 (default 500)
@@ -82,6 +82,7 @@ end
 
 local function check_fields(fname, fields)
     if fields == nil then return _M.DEFAULT_FIELDS end
+    if type(fields) == "string" then fields = { fields } end
     if type(fields) ~= "table" or #fields == 0 or #fields > MAX_FIELDS then
         return nil, invalid(fname, "fields", "must be a list of 1 to " .. MAX_FIELDS
             .. " dotted paths like \"company.name\" (got " .. type(fields) .. ")")
