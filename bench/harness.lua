@@ -12,7 +12,7 @@
 --   BENCH_FAST_URL, BENCH_SLOW_URL, BENCH_API_KEY   the two fake servers (no / added latency)
 --   BENCH_ROWS_MAIN, BENCH_ROWS_LATENCY, BENCH_ROWS_RSS_SMALL, BENCH_ROWS_RSS_LARGE, BENCH_LATENCY_MS
 --   BENCH_REPS (5; 1 when BENCH_QUICK=1), BENCH_SLOW_REPS (curl + jq: 3, at most BENCH_REPS)
---   BENCH_HOOK_DIR (bench): decode_page.lua and where_plain.lua there are run and quoted
+--   BENCH_HOOK_DIR (bench): decode_page.lua, where_plain.lua and changes.lua there are run and quoted
 --   BENCH_CONTENDER_DIR (bench/contenders): where the contenders' scripts are (specs swap one)
 --   BENCH_STRICT=1: exit 3 when a target is missed (otherwise targets are only reported)
 --   LEADPIPE_BUILD (build/5.4), BENCH_JIT_BUILD (build/jit), BENCH_TIMEOUT (600 s per job)
@@ -424,6 +424,9 @@ print(hook("decode_page.lua"))
 print("")
 print("## 5. Plain where (" .. HOOK_DIR .. "/where_plain.lua)")
 print(hook("where_plain.lua"))
+print("")
+print("## 6. Run changes (" .. HOOK_DIR .. "/changes.lua)")
+print(hook("changes.lua"))
 
 print("")
 print(format("Targets met: %d of %d. Total time %.0f s. Load average at the end %s.", targets.met,

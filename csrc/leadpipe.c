@@ -4,8 +4,8 @@
  * luaopen_leadpipe_core returns a fresh table (no globals) filled by each
  * concern's lp_*_open: sessions and requests (libcurl), the bodies they hand to the
  * decoders (lp_body), decode (simdjson or lua-cjson, with leadpipe's null and array
- * rules), where, uuid/sleep/now. See docs/internals.md for the contract. Lua wraps it in
- * lua/leadpipe/.
+ * rules), where, the fingerprint table of client:changes (fpset), uuid/sleep/now. See
+ * docs/internals.md for the contract. Lua wraps it in lua/leadpipe/.
  *
  * Copyright (c) leadpipe authors. MIT license (see LICENSE).
  */
@@ -13,6 +13,7 @@
 
 #include "lp_body.h"
 #include "lp_compat.h"
+#include "lp_fpset.h"
 #include "lp_inflate.h"
 #include "lp_json.h"
 #include "lp_request.h"
@@ -69,6 +70,7 @@ LP_API int luaopen_leadpipe_core(lua_State *L)
     lp_json_open(L);
     lp_inflate_open(L);
     lp_where_open(L);
+    lp_fpset_open(L);
     lp_util_open(L);
     lua_pushliteral(L, LP_NAME " " LP_VERSION);
     lua_setfield(L, -2, "_VERSION");

@@ -464,6 +464,91 @@ bool keep_row(const lp_where_t *w, element row, const row_view &rv)
     return true;
 }
 
+/* ===== FINGERPRINTS (client:changes, lp_fpset.h) ===== */
+
+/* A value's fingerprint as the decoded table would give it (lp_fpset.c's fp_value on
+ * that table): nulls absent, the last of a repeated key wins, numbers as Lua holds them. */
+uint64_t fp_element(element e)
+{
+    switch (e.type()) {
+    case element_type::NULL_VALUE:
+        return lp_fp_absent();
+    case element_type::BOOL:
+        return lp_fp_bool(e.get_bool().value_unsafe() ? 1 : 0);
+    case element_type::INT64:
+#if LUA_VERSION_NUM >= 503
+        return lp_fp_int(e.get_int64().value_unsafe());
+#else
+        return lp_fp_double((double)(lua_Number)e.get_int64().value_unsafe());
+#endif
+    case element_type::UINT64:
+        return lp_fp_double((double)(lua_Number)e.get_uint64().value_unsafe());
+    case element_type::DOUBLE:
+        return lp_fp_double((double)(lua_Number)e.get_double().value_unsafe());
+    case element_type::STRING: {
+        std::string_view v = e.get_string().value_unsafe();
+        return lp_fp_bytes(LP_FP_TAG_STRING, v.data(), v.size());
+    }
+    case element_type::ARRAY: {
+        uint64_t h = lp_fp_array_start(), count = 0;
+        array a = e.get_array().value_unsafe();
+        for (element x : a) {
+            if (is_null(x))
+                continue;
+            h = lp_fp_array_add(h, fp_element(x));
+            count++;
+        }
+        return lp_fp_array_end(h, count);
+    }
+    case element_type::OBJECT: {
+        object o = e.get_object().value_unsafe();
+        uint64_t sum = 0, count = 0;
+        for (object::iterator it = o.begin(); it != o.end(); ++it) {
+            if (is_null(it.value()) || key_later(o, it))
+                continue;
+            std::string_view k = it.key();
+            sum += lp_fp_member(k.data(), k.size(), fp_element(it.value()));
+            count++;
+        }
+        return lp_fp_object_end(sum, count);
+    }
+    }
+    return lp_fp_absent();
+}
+
+/* The row's id: its hashedEmail when that is a string, else the whole row. */
+uint64_t fp_row_id(element row)
+{
+    element v;
+    if (get_field(row, "hashedEmail", 11, v) && v.type() == element_type::STRING) {
+        std::string_view s = v.get_string().value_unsafe();
+        return lp_fp_id(s.data(), s.size());
+    }
+    return lp_fp_row(fp_element(row));
+}
+
+uint64_t fp_row_fields(const lp_where_t *w, element row)
+{
+    uint64_t h = LP_FP_TAG_FIELDS;
+    for (size_t i = 0; i < w->n_fpset_fields; i++) {
+        element v;
+        h = lp_fp_field(h, i + 1, get_path(row, w->fpset_fields[i], v) ? fp_element(v) : lp_fp_absent());
+    }
+    return h;
+}
+
+/* Whether decode_page builds the row (an object): the where{}, then, in a pass of
+ * client:changes, the fingerprint table's decision (which also records the row). */
+bool decide(const lp_where_t *w, element row, const row_view &rv)
+{
+    bool ok = keep_row(w, row, rv);
+    if (w->fpset == nullptr)
+        return ok;
+    return lp_fpset_visit(w->fpset, w->fpset_op, w->fpset_only, w->fpset_changed, ok ? 1 : 0,
+                          fp_row_id(row), w->fpset_fields != nullptr ? fp_row_fields(w, row) : 0)
+           != 0;
+}
+
 /* ===== RAW ROWS (compact JSON) ===== */
 
 void raw_value(luaL_Buffer *B, element e);
@@ -799,8 +884,11 @@ void push_results(const lp_build &b, array a)
         if (look && x.type() == element_type::OBJECT) {
             row_view rv;
             rv.scan(x.get_object().value_unsafe());
-            if (pg->pred != nullptr)
-                k = keep_row(pg->pred, x, rv);
+            if (pg->pred != nullptr && n > LP_KEEP_MEMO && pg->pred->fpset != nullptr)
+                k = false; /* a pass records a row once: past the memo (a page far over any
+                              limit, which the Lua layer refuses), rows are neither seen nor built */
+            else if (pg->pred != nullptr)
+                k = decide(pg->pred, x, rv);
             if (pg->ids != nullptr && rv.has_email)
                 note_id(b, rv.email, n);
         }
@@ -818,9 +906,13 @@ void push_results(const lp_build &b, array a)
         if (n <= LP_KEEP_MEMO) {
             k = keep[n - 1] != 0;
         } else if (pg->pred != nullptr && x.type() == element_type::OBJECT) {
-            row_view rv;
-            rv.scan(x.get_object().value_unsafe());
-            k = keep_row(pg->pred, x, rv);
+            if (pg->pred->fpset != nullptr) {
+                k = false;
+            } else {
+                row_view rv;
+                rv.scan(x.get_object().value_unsafe());
+                k = keep_row(pg->pred, x, rv);
+            }
         }
         if (!k)
             continue;

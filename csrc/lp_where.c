@@ -188,9 +188,9 @@ static lp_wseg_t path_segment(lua_State *L, const char *s, size_t len)
     return seg;
 }
 
-static lp_wpath_t *path_list(lua_State *L, size_t *n)
+static lp_wpath_t *path_list(lua_State *L, const char *field, size_t *n)
 {
-    size_t k, len = push_list(L, "has");
+    size_t k, len = push_list(L, field);
     lp_wpath_t *v = (lp_wpath_t *)new_array(L, len, sizeof(lp_wpath_t));
     for (k = 0; k < len; k++) {
         size_t plen, nseg = 1, i, start = 0, j = 0;
@@ -199,7 +199,7 @@ static lp_wpath_t *path_list(lua_State *L, size_t *n)
         p = lua_tolstring(L, -1, &plen);
         if (lua_type(L, -1) != LUA_TSTRING || plen == 0 || p[0] == '.' || p[plen - 1] == '.'
             || strstr(p, "..") != NULL)
-            field_error(L, "has", "must hold dotted paths");
+            field_error(L, field, "must hold dotted paths");
         for (i = 0; i < plen; i++)
             nseg += p[i] == '.';
         v[k].n = nseg;
@@ -295,6 +295,36 @@ static void rank_rule(lua_State *L, lp_where_t *w)
 }
 
 /* core.where(spec) -> predicate userdata. Raises on a spec that breaks a rule. */
+/* fpset = fs (anchored), fpset_op, fpset_only, fpset_changed, fpset_fields. */
+static void fpset_rule(lua_State *L, lp_where_t *w)
+{
+    static const char *const ops[] = { "insert", "probe", "rest", NULL };
+    static const int op_codes[] = { LP_FPS_INSERT, LP_FPS_PROBE, LP_FPS_REST };
+    const char *op;
+    int k;
+    lua_getfield(L, 1, "fpset");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    w->fpset = lp_fpset_check(L, -1);
+    anchor(L);
+    lua_getfield(L, 1, "fpset_op");
+    op = lua_tostring(L, -1);
+    for (k = 0; op != NULL && ops[k] != NULL && strcmp(op, ops[k]) != 0; k++)
+        ;
+    if (op == NULL || ops[k] == NULL)
+        field_error(L, "fpset_op", "must be \"insert\", \"probe\" or \"rest\"");
+    w->fpset_op = op_codes[k];
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "fpset_only");
+    w->fpset_only = lua_toboolean(L, -1);
+    lua_getfield(L, 1, "fpset_changed");
+    w->fpset_changed = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    w->fpset_fields = path_list(L, "fpset_fields", &w->n_fpset_fields);
+}
+
 static int lp_where_new(lua_State *L)
 {
     lp_where_t *w;
@@ -318,13 +348,14 @@ static int lp_where_new(lua_State *L)
     w->country = string_list(L, "country", &w->n_country);
     if (w->n_country > 0)
         w->rules |= LP_W_COUNTRY;
-    w->has = path_list(L, &w->n_has);
+    w->has = path_list(L, "has", &w->n_has);
     if (w->n_has > 0)
         w->rules |= LP_W_HAS;
     topic_lists(L, w);
     if (w->n_topic_ids + w->n_topic_names > 0)
         w->rules |= LP_W_TOPIC;
     rank_rule(L, w);
+    fpset_rule(L, w);
     lp_setuservalue(L, 2);
     return 1;
 }

@@ -4,7 +4,12 @@
  *
  * The struct is filled once by lp_where_new and never changes; every pointer
  * in it points into Lua objects anchored by the userdata (its user value), so
- * it holds no malloc'd memory and needs no finaliser. The semantics of each
+ * it holds no malloc'd memory and needs no finaliser. With `fpset = fs` the
+ * predicate is also a pass of client:changes over that table (lp_fpset.h):
+ *
+ *   core.where{ min_score = 80, ..., fpset = fs, fpset_op = "insert"|"probe"|"rest",
+ *               fpset_only = bool, fpset_changed = bool,
+ *               fpset_fields = { "intent.score", "jobTitle", ... } } The semantics of each
  * rule are those of lua/leadpipe/filter.lua (see the comments there and in
  * lp_simdjson.cpp, which evaluates it).
  *
@@ -16,6 +21,7 @@
 #include <stddef.h>
 
 #include "lp_compat.h"
+#include "lp_fpset.h"
 #include "leadpipe.h"
 
 #define LP_WHERE_MT "leadpipe.where"
@@ -83,6 +89,12 @@ typedef struct {
     size_t n_topic_ids;
     lp_wstr_t *topic_names; /* lower-cased */
     size_t n_topic_names;
+    /* a pass of client:changes over the fingerprint table (lp_fpset.h), or NULL: the rules
+     * above decide where_ok, and lp_fpset_visit whether the row is built */
+    lp_fpset_t *fpset;
+    int fpset_op, fpset_only, fpset_changed;
+    lp_wpath_t *fpset_fields; /* the compared fields */
+    size_t n_fpset_fields;
 } lp_where_t;
 
 /* The compiled predicate at index i, or NULL when it is nil or none; raises

@@ -144,6 +144,42 @@ describe("examples", function()
         end
     end)
 
+    it("new_directors.lua prints who is new, heated up and gone since the last daily run", function()
+        local srv = assert(mock.start{ seed = 3 })
+        finally(function() srv:stop() end)
+        local out, err, status = h.sh(("%s LEADPIPE_API_KEY=%s LEADPIPE_BASE_URL=%s "
+            .. "LEADPIPE_AUDIENCE_ID=%s %s examples/new_directors.lua 75"):format(ENV, srv.api_key, srv.url,
+            mock.AUDIENCE.daily, h.lua))
+        assert.are.equal(0, status, err)
+        -- the same diff here, from the two runs read whole
+        local client = leadpipe.new{ api_key = srv.api_key, base_url = srv.url }
+        local runs = assert(client:latest_runs(mock.AUDIENCE.daily, 2))
+        local function read(id)
+            local t = {}
+            for r in client:people(mock.AUDIENCE.daily, id, { limit = 500 }) do t[r.hashedEmail] = r end
+            return t
+        end
+        local old, new = read(runs[2].id), read(runs[1].id)
+        client:close()
+        local ranks = leadpipe.filter.ranks
+        local function up(r)
+            return r.intent.score >= 75 and (ranks[r.seniority or ""] or 0) >= ranks.director
+        end
+        local added, heated, gone = 0, 0, 0
+        for id, r in pairs(new) do
+            if up(r) and not old[id] then added = added + 1 end
+            if up(r) and old[id] and old[id].intent.score < 75 then heated = heated + 1 end
+        end
+        for id, r in pairs(old) do
+            if up(r) and not new[id] then gone = gone + 1 end
+        end
+        assert.is_true(added > 0 and heated > 0 and gone > 0)
+        assert.is_truthy(out:find(added .. " new directors and above with intent >= 75", 1, true), out)
+        assert.is_truthy(out:find(heated .. " heated up past 75:", 1, true), out)
+        assert.is_truthy(out:find(gone .. " dropped out of the audience.", 1, true), out)
+        assert.is_truthy(err:find("comparing run " .. runs[2].id .. " ", 1, true), err)
+    end)
+
     it("quickstart.lua needs LEADPIPE_AUDIENCE_ID with a key", function()
         local _, err, status = h.sh(ENV .. "LEADPIPE_API_KEY=sk_x " .. h.lua .. " examples/quickstart.lua")
         assert.are.equal(2, status)

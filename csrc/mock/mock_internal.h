@@ -40,6 +40,8 @@ extern const char *const lpm_status_names[];
 typedef struct {
     lpm_audience_t a;          /* owned copies of the strings */
     uint64_t key;
+    uint64_t people;           /* lpm_rows_t.people of its runs */
+    uint64_t days;             /* runs made so far (the last run's day); under mu */
     char config_hash[LPM_CONFIG_HASH_LEN + 1];
 } lpm_aud_t;
 
@@ -50,6 +52,7 @@ typedef struct {
     lpm_rows_t rows;
     int64_t nrows, candidates;
     int status, attempts;
+    int daily;                 /* runType "daily" (made at start) rather than "manual" */
     char *idem;                /* owned; NULL without Idempotency-Key */
     int64_t created_mono, started_mono;
     int64_t created, started, finished, cancelled, updated; /* wall ms, 0: none */
@@ -152,6 +155,7 @@ void lpm_count_request(lpm_server_t *s, int ep, int status);
 int lpm_collect(void **con_cls, const char *upload, size_t *upload_size, enum MHD_Result *ret);
 /* mock_runs.c */
 void lpm_run_refresh(lpm_server_t *s, lpm_run_t *run, int64_t now);
+int lpm_daily_runs(lpm_server_t *s, size_t aud, int64_t count);
 lpm_run_t *lpm_find_run(lpm_server_t *s, const char *id, size_t aud_or_all);
 void lpm_run_json(lpm_buf_t *b, const lpm_server_t *s, const lpm_run_t *run);
 void lpm_run_json_short(lpm_buf_t *b, const lpm_run_t *run);

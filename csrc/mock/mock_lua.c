@@ -128,7 +128,8 @@ static void parse_faults(lua_State *L, int idx, int arg, int64_t seed, lpm_fault
     f->enabled = f->every > 0 || f->rate > 0;
 }
 
-static const char *const audience_keys[] = { "id", "rows", "fail", "name", "status", NULL };
+static const char *const audience_keys[] = { "id", "rows", "fail", "name", "status", "daily_runs",
+                                             NULL };
 
 /* Parses opts.audiences (array at the top of the stack) into a userdata array left
  * on the stack (so a raise frees it). Strings point into the anchored options table. */
@@ -163,6 +164,7 @@ static lpm_audience_t *parse_audiences(lua_State *L, int arg, size_t *count)
                 opt_error(L, arg, "audience id '%s' is repeated", a[i].id);
         }
         a[i].rows = opt_int(L, e, "rows", 1000, 0, 1000000000000LL, NULL);
+        a[i].daily_runs = opt_int(L, e, "daily_runs", 0, 0, 1000, NULL);
         a[i].name = (char *)(uintptr_t)lp_opt_string(L, e, "name", NULL, NULL);
         a[i].status = (char *)(uintptr_t)lp_opt_string(L, e, "status", NULL, NULL);
         if (a[i].status && strcmp(a[i].status, "draft") != 0 &&

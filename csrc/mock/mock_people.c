@@ -211,15 +211,72 @@ static const char *const source_methods[] = { "intent_graph", "pixel", "partner_
 
 /* ===== GENERATION ===== */
 
+static uint64_t gcd64(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+void lpm_rows_init(lpm_rows_t *rows, uint64_t people, uint64_t day, uint64_t n)
+{
+    uint64_t h = lpm_mix64(people ^ lpm_mix64(0x7065726d00000000ULL ^ day));
+    rows->people = people;
+    rows->day = day;
+    rows->n = n;
+    rows->shift = n * LPM_SHIFT_PER_MILLE / 1000;
+    if (rows->shift == 0)
+        rows->shift = 1;
+    rows->perm_a = 1;
+    rows->perm_b = 0;
+    if (n > 1) {
+        /* a multiplier coprime with n (so i -> a*i + b mod n is a bijection), small
+         * enough that a * i never overflows */
+        uint64_t span = n - 1 < (1u << 20) ? n - 1 : (1u << 20);
+        uint64_t a = 1 + lpm_mix64(h) % span;
+        while (gcd64(a, n) != 1)
+            a = a % span + 1;
+        rows->perm_a = a;
+        rows->perm_b = lpm_mix64(h ^ 0x5eedULL) % n;
+    }
+}
+
+/* The person in row index of the day: the slot's occupant of the day (see mock_people.h).
+ * slot + generation * 2^44 differs for every row of a run (slots < 2^44), and the rest are
+ * bijections, so hashedEmail never repeats within a run. */
+static uint64_t person_key(const lpm_rows_t *rows, uint64_t index)
+{
+    uint64_t slot, phase, gen;
+    if (rows->n == 0)
+        return rows->people;
+    slot = rows->day * rows->shift + (rows->perm_a * index + rows->perm_b) % rows->n;
+    phase = lpm_mix64(rows->people ^ lpm_mix64(slot ^ 0x736c6f7400000000ULL)) % LPM_REPLACE_DAYS;
+    gen = (rows->day + phase) / LPM_REPLACE_DAYS;
+    return rows->people ^ lpm_mix64((slot & ((1ULL << 44) - 1)) + (gen << 44));
+}
+
+/* A random stream for what a person redraws every `days` days: the same within one
+ * version, another in the next; each person changes on a day of its own (phase). */
+static void version_rng(lpm_rng_t *r, const lpm_person_t *p, const lpm_rows_t *rows,
+                        uint64_t days, uint64_t tag)
+{
+    uint64_t phase = lpm_mix64(p->hash[1] ^ tag) % days;
+    uint64_t version = (rows->day + phase) / days;
+    r->s = lpm_mix64(p->hash[2] ^ lpm_mix64(tag ^ (version << 8)));
+}
+
 void lpm_person_make(const lpm_rows_t *rows, uint64_t index, lpm_person_t *p)
 {
-    lpm_rng_t r;
+    lpm_rng_t r, rv;
     uint32_t x;
     int i, j;
 
-    /* rows->key ^ index is a bijection of index and lpm_mix64 is one too, so hash[0]
-     * (and so hashedEmail) never repeats within a run */
-    p->hash[0] = lpm_mix64(rows->key ^ index);
+    /* person_key is unique within a run and lpm_mix64 is a bijection, so hash[0] (and so
+     * hashedEmail) never repeats within a run */
+    p->hash[0] = lpm_mix64(person_key(rows, index));
     p->hash[1] = lpm_mix64(p->hash[0] ^ 0x5bd1e9955bd1e995ULL);
     p->hash[2] = lpm_mix64(p->hash[1] ^ 0x27d4eb2f165667c5ULL);
     p->hash[3] = lpm_mix64(p->hash[2] ^ 0x165667b19e3779f9ULL);
@@ -241,7 +298,9 @@ void lpm_person_make(const lpm_rows_t *rows, uint64_t index, lpm_person_t *p)
         p->phone = (int64_t)(201 + lpm_rng_below(&r, 789)) * 10000000 + lpm_rng_below(&r, 10000000);
     p->linkedin = lpm_rng_pct(&r, 20) ? 0 : 1;
 
-    x = lpm_rng_below(&r, 100);
+    /* the role: drawn again every LPM_TITLE_DAYS days */
+    version_rng(&rv, p, rows, LPM_TITLE_DAYS, 0x7469746c65ULL);
+    x = lpm_rng_below(&rv, 100);
     p->seniority = -1;
     for (i = 0; i < (int)COUNT(seniority_cdf); i++) {
         if ((int)x < seniority_cdf[i]) {
@@ -249,8 +308,8 @@ void lpm_person_make(const lpm_rows_t *rows, uint64_t index, lpm_person_t *p)
             break;
         }
     }
-    p->department = lpm_rng_pct(&r, 10) ? -1 : (int8_t)lpm_rng_below(&r, COUNT(departments));
-    p->title_form = lpm_rng_pct(&r, 10) ? -1 : (int8_t)lpm_rng_below(&r, 2);
+    p->department = lpm_rng_pct(&rv, 10) ? -1 : (int8_t)lpm_rng_below(&rv, COUNT(departments));
+    p->title_form = lpm_rng_pct(&rv, 10) ? -1 : (int8_t)lpm_rng_below(&rv, 2);
     x = lpm_rng_below(&r, 100);
     if (x < 30)
         p->headline = -1;
@@ -262,14 +321,16 @@ void lpm_person_make(const lpm_rows_t *rows, uint64_t index, lpm_person_t *p)
     p->geo = lpm_rng_pct(&r, 5) ? -1 : (int8_t)lpm_rng_below(&r, COUNT(geos));
     p->city_null = (int8_t)lpm_rng_pct(&r, 8);
 
-    /* scores: most 50-89 (peaked near 70), some 90-99, a tail below 50 */
-    x = lpm_rng_below(&r, 100);
+    /* scores: most 50-89 (peaked near 70), some 90-99, a tail below 50; drawn again every
+     * LPM_SCORE_DAYS days */
+    version_rng(&rv, p, rows, LPM_SCORE_DAYS, 0x73636f7265ULL);
+    x = lpm_rng_below(&rv, 100);
     if (x < 14)
-        p->score = (int8_t)(1 + lpm_rng_below(&r, 49));
+        p->score = (int8_t)(1 + lpm_rng_below(&rv, 49));
     else if (x < 88)
-        p->score = (int8_t)(50 + lpm_rng_below(&r, 21) + lpm_rng_below(&r, 20));
+        p->score = (int8_t)(50 + lpm_rng_below(&rv, 21) + lpm_rng_below(&rv, 20));
     else
-        p->score = (int8_t)(90 + lpm_rng_below(&r, 10));
+        p->score = (int8_t)(90 + lpm_rng_below(&rv, 10));
 
     x = lpm_rng_below(&r, 100);
     p->ntopics = (int8_t)(x < 10 ? 0 : x < 55 ? 1 : x < 85 ? 2 : 3);

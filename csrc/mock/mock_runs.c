@@ -32,7 +32,8 @@ void lpm_run_refresh(lpm_server_t *s, lpm_run_t *run, int64_t now)
     }
 }
 
-static void run_init(lpm_server_t *s, lpm_run_t *run, size_t aud, uint64_t ordinal)
+/* A new queued run, the audience's day `day` (see mock_people.h), created now. */
+static void run_init(lpm_server_t *s, lpm_run_t *run, size_t aud, uint64_t ordinal, uint64_t day)
 {
     const lpm_aud_t *a = &s->auds[aud];
     int64_t now = lpm_wall_ms();
@@ -45,12 +46,57 @@ static void run_init(lpm_server_t *s, lpm_run_t *run, size_t aud, uint64_t ordin
     run->rows.key = lpm_mix64(s->seed ^ lpm_mix64(a->key ^ lpm_mix64(0x726f777300000000ULL ^ ordinal)));
     lpm_iso_date(run->rows.data_date, now - LPM_DAY_MS);
     run->nrows = a->a.rows;
+    lpm_rows_init(&run->rows, a->people, day, (uint64_t)run->nrows);
     run->candidates = run->nrows +
                       (int64_t)(lpm_mix64(run->rows.key) % (uint64_t)(2 * run->nrows + 50));
     run->status = LPM_RS_QUEUED;
     run->created_mono = lpm_mono_ms();
     run->created = now;
     run->updated = now;
+}
+
+/* Appends a run to the server's list (callers hold mu, or run before the listeners);
+ * returns it, or NULL when out of memory. */
+static lpm_run_t *add_run(lpm_server_t *s, size_t aud)
+{
+    lpm_run_t *run = NULL;
+    if (s->nruns == s->caprun) {
+        size_t cap = s->caprun ? s->caprun * 2 : 16;
+        lpm_run_t **grown = realloc(s->runs, cap * sizeof(*grown));
+        if (grown) {
+            s->runs = grown;
+            s->caprun = cap;
+        }
+    }
+    if (s->nruns < s->caprun)
+        run = malloc(sizeof(*run));
+    if (run) {
+        run_init(s, run, aud, ++s->run_seq, ++s->auds[aud].days);
+        s->runs[s->nruns++] = run;
+    }
+    return run;
+}
+
+/* The audience's daily runs, made at start: count runs of runType "daily", finished (or
+ * failed, for a failing audience), created a day apart, the last one a day ago. Returns 0
+ * when out of memory. */
+int lpm_daily_runs(lpm_server_t *s, size_t aud, int64_t count)
+{
+    int64_t k;
+    for (k = 0; k < count; k++) {
+        lpm_run_t *run = add_run(s, aud);
+        int64_t created = s->started_wall - (count - k) * (int64_t)LPM_DAY_MS;
+        if (!run)
+            return 0;
+        run->daily = 1;
+        run->created = created;
+        run->started = created + 60000;
+        run->finished = run->updated = created + 120000;
+        run->attempts = 1;
+        run->status = s->auds[aud].a.fail_code ? LPM_RS_FAILED : LPM_RS_COMPLETED;
+        lpm_iso_date(run->rows.data_date, created - LPM_DAY_MS);
+    }
+    return 1;
 }
 
 lpm_run_t *lpm_find_run(lpm_server_t *s, const char *id, size_t aud_or_all)
@@ -89,7 +135,9 @@ void lpm_run_json(lpm_buf_t *b, const lpm_server_t *s, const lpm_run_t *run)
     lpm_buf_add(b, s->org_id, 36);
     LPM_LIT(b, "\",\"status\":\"");
     lpm_buf_adds(b, lpm_status_names[run->status]);
-    LPM_LIT(b, "\",\"runType\":\"manual\",\"configHash\":\"");
+    LPM_LIT(b, "\",\"runType\":\"");
+    lpm_buf_adds(b, run->daily ? "daily" : "manual");
+    LPM_LIT(b, "\",\"configHash\":\"");
     lpm_buf_add(b, a->config_hash, LPM_CONFIG_HASH_LEN);
     LPM_LIT(b, "\",\"dataDate\":\"");
     lpm_buf_add(b, run->rows.data_date, 10);
@@ -135,7 +183,9 @@ void lpm_run_json_short(lpm_buf_t *b, const lpm_run_t *run)
     lpm_buf_add(b, run->id, 36);
     LPM_LIT(b, "\",\"status\":\"");
     lpm_buf_adds(b, lpm_status_names[run->status]);
-    LPM_LIT(b, "\",\"runType\":\"manual\",\"candidateCount\":");
+    LPM_LIT(b, "\",\"runType\":\"");
+    lpm_buf_adds(b, run->daily ? "daily" : "manual");
+    LPM_LIT(b, "\",\"candidateCount\":");
     lpm_buf_addint(b, candidate_count(run));
     LPM_LIT(b, ",\"resultCount\":");
     lpm_buf_addint(b, result_count(run));
@@ -155,7 +205,9 @@ void lpm_run_json_stats(lpm_buf_t *b, const lpm_server_t *s, const lpm_run_t *ru
     lpm_buf_add(b, s->auds[run->aud].a.id, 36);
     LPM_LIT(b, "\",\"status\":\"");
     lpm_buf_adds(b, lpm_status_names[run->status]);
-    LPM_LIT(b, "\",\"runType\":\"manual\",\"resultCount\":");
+    LPM_LIT(b, "\",\"runType\":\"");
+    lpm_buf_adds(b, run->daily ? "daily" : "manual");
+    LPM_LIT(b, "\",\"resultCount\":");
     lpm_buf_addint(b, result_count(run));
     LPM_LIT(b, ",\"completedAt\":");
     lpm_json_time(b, run->status == LPM_RS_COMPLETED ? run->finished : 0);
@@ -249,35 +301,19 @@ void lpm_create_run(lpm_server_t *s, struct MHD_Connection *c, const lpm_req_t *
         status = 200;
     } else if (dry) {
         /* a faulted request acts on nothing: show what would have been made */
-        run_init(s, &snap, aud, s->run_seq + 1);
+        run_init(s, &snap, aud, s->run_seq + 1, s->auds[aud].days + 1);
         snap.idem = (char *)(uintptr_t)idem;
     } else {
-        if (s->nruns == s->caprun) {
-            size_t cap = s->caprun ? s->caprun * 2 : 16;
-            lpm_run_t **grown = realloc(s->runs, cap * sizeof(*grown));
-            if (grown) {
-                s->runs = grown;
-                s->caprun = cap;
-            }
-        }
-        if (s->nruns < s->caprun)
-            run = malloc(sizeof(*run));
-        if (run) {
-            run_init(s, run, aud, ++s->run_seq);
-            if (idem) {
-                run->idem = strdup(idem);
-                if (!run->idem) {
-                    free(run);
-                    run = NULL;
-                }
-            }
-        }
+        char *key = idem ? strdup(idem) : NULL;
+        if (!idem || key)
+            run = add_run(s, aud);
         if (!run) {
             pthread_mutex_unlock(&s->mu);
+            free(key);
             lpm_error_reply(r, m, 500, "INTERNAL_ERROR", "out of memory");
             return;
         }
-        s->runs[s->nruns++] = run;
+        run->idem = key;
         s->stats.runs_created++;
         if (idem)
             s->stats.idempotency_keys++;

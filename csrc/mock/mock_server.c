@@ -437,6 +437,7 @@ lpm_server_t *lpm_server_start(const lpm_config_t *cfg, char *err, size_t errlen
                 goto oom;
         }
         a->key = lpm_mix64(lpm_fnv(LPM_FNV_INIT, a->a.id, 36));
+        a->people = lpm_mix64(s->seed ^ lpm_mix64(a->key ^ 0x70656f706c650000ULL));
         for (k = 0; k < 4; k++)
             words[k] = lpm_mix64(a->key ^ lpm_mix64(s->seed ^ (0x636f6e6669670000ULL + k)));
         hb.data = a->config_hash;
@@ -445,6 +446,10 @@ lpm_server_t *lpm_server_start(const lpm_config_t *cfg, char *err, size_t errlen
         hb.oom = 0;
         lpm_buf_addhex(&hb, words, 32);
         a->config_hash[LPM_CONFIG_HASH_LEN] = '\0';
+    }
+    for (i = 0; i < s->naud; i++) {
+        if (!lpm_daily_runs(s, i, cfg->audiences[i].daily_runs))
+            goto oom;
     }
     if (cfg->port != 0 && !port_free(cfg->port, err, errlen)) {
         server_free(s);

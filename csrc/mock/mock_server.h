@@ -53,6 +53,7 @@ typedef struct {
     char *fail_message;
     char *name;           /* NULL: "Audience N" */
     char *status;         /* NULL: "active"; else draft, active or paused */
+    int64_t daily_runs;   /* daily runs made at start, the last one a day ago */
 } lpm_audience_t;
 
 typedef struct {

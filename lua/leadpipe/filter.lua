@@ -23,6 +23,7 @@ local argcheck = require "leadpipe.args"
 local predicate = require "leadpipe.predicate"
 
 local type, tostring, tonumber, select = type, tostring, tonumber, select
+local getmetatable, setmetatable = getmetatable, setmetatable
 local pairs, ipairs, next = pairs, ipairs, next
 local lower, find, match, format = string.lower, string.find, string.match, string.format
 local concat, sort = table.concat, table.sort
@@ -439,6 +440,9 @@ local function check_where(spec)
     end
 end
 
+-- What compile() returns carries this metatable: where() and compile() take it as it is.
+local compiled_mt = { __name = "leadpipe.compiled_where" }
+
 -- The predicate of a checked spec, built from the constructors above (the reference the
 -- generated code is held to, and the fallback when it cannot be loaded).
 local function where_closures(spec)
@@ -450,14 +454,10 @@ local function where_closures(spec)
     if #ps == 0 then return function() return true end end
     return _M.all(unpack(ps))
 end
---- where_closures(spec) -> the predicate of where(spec) built from the constructors only:
---- the reference that the specs and bench/where_plain.lua hold the generated code to.
+--- where_closures(spec) -> where(spec) from the constructors only (the specs' reference).
 ---@param spec leadpipe.Where
 ---@return leadpipe.Predicate
-_M.where_closures = function(spec)
-    check_where(spec)
-    return where_closures(spec)
-end
+_M.where_closures = function(spec) check_where(spec) return where_closures(spec) end
 
 -- The fast predicate of a checked spec: specialised Lua source (leadpipe.predicate), or the
 -- closures when it cannot be loaded (too many values for one chunk).
@@ -478,21 +478,22 @@ end
 ---@return leadpipe.Predicate
 function _M.where(spec)
     if is_callable(spec) then return spec end
+    if getmetatable(spec) == compiled_mt then return spec.fn end
     check_where(spec)
     return where_fast(spec)
 end
 
 --- compile(spec) -> { fn = predicate, native = core predicate | nil }
---- `fn` is where(spec); `native` is the same test compiled by leadpipe.core for its page
---- decoder (core.decode_page(body, native)), so rows that fail it are never built. `native` is
---- nil when spec is a function (it cannot be pushed down) and when the core was built without
---- simdjson (no core.decode_page). Raises like where().
----@param spec leadpipe.Where|leadpipe.Predicate
+--- `fn` is where(spec); `native` the same test compiled for core.decode_page (rows that fail
+--- are never built); nil for a function, or a core without simdjson. A CompiledWhere is
+--- returned as it is, so a `where` option may be one (client:changes pairs its own so).
+---@param spec leadpipe.Where|leadpipe.Predicate|leadpipe.CompiledWhere
 ---@return leadpipe.CompiledWhere
 function _M.compile(spec)
-    if is_callable(spec) then return { fn = spec } end
+    if is_callable(spec) then return setmetatable({ fn = spec }, compiled_mt) end
+    if getmetatable(spec) == compiled_mt then return spec end
     check_where(spec)
-    return { fn = where_fast(spec), native = predicate.native(spec, _M.ranks) }
+    return setmetatable({ fn = where_fast(spec), native = predicate.native(spec, _M.ranks) }, compiled_mt)
 end
 
 return _M

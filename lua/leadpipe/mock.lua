@@ -8,7 +8,9 @@
 --
 -- It is a real HTTP server (libmicrohttpd, in leadpipe.mockserver) on 127.0.0.1, run by its
 -- own threads inside this process: runs go queued -> running -> completed (or failed),
--- people rows are generated deterministically from the seed, and faults (429 with
+-- people rows are generated deterministically from the seed (successive runs of an
+-- audience are successive days: they share most people, with some added, some dropped and
+-- some scores and titles moved), and faults (429 with
 -- Retry-After, 5xx, dropped connections, truncated bodies, latency) can be injected. A
 -- request that failed by injection is never failed again when it is retried, so a correct
 -- client gets every row exactly once. The contract is in docs/internals.md.
@@ -21,6 +23,7 @@ local mockserver = require "leadpipe.mockserver"
 ---@field name? string
 ---@field status? "draft"|"active"|"paused" default "active"
 ---@field fail? true|{ code?: string, message?: string } every run fails (true: code RUN_FAILED)
+---@field daily_runs? integer runs of runType "daily" made at start, a day apart (0..1000, default 0)
 
 --- Fault injection of the mock server (see docs/internals.md).
 ---@class leadpipe.mock.Faults
@@ -73,6 +76,7 @@ _M.AUDIENCE = {
     empty = "8b3e4c6a-ad5f-4e7b-9c9a-3f4d5e6f7081",    -- 0 rows
     failing = "9c4f5d7b-be6a-4f8c-8dab-4a5e6f708192",  -- every run fails
     large = "ad5a6e8c-cf7b-4a9d-9ebc-5b6f708192a3",    -- 1,000,000 rows
+    daily = "be6b7f9d-d08c-4bae-8fcd-6c708192a3b4",    -- 2,000 rows, 3 completed daily runs
 }
 
 --- The default audiences (`srv.audience` is the first).
@@ -83,6 +87,7 @@ _M.AUDIENCES = {
     { id = _M.AUDIENCE.failing, rows = 50, name = "failing",
       fail = { code = "HYDRATION_FAILED", message = "people hydration failed; queue a new run" } },
     { id = _M.AUDIENCE.large, rows = 1000000, name = "large", status = "paused" },
+    { id = _M.AUDIENCE.daily, rows = 2000, name = "daily", daily_runs = 3 },
 }
 
 -- Options that only the Lua face knows (serve); never passed to C.
@@ -93,7 +98,7 @@ local LUA_ONLY = { duration = true, output = true }
 ---@field url string "http://127.0.0.1:<port>": the base_url for a client
 ---@field port integer
 ---@field api_key string
----@field audiences { id: string, rows: integer, name: string, status: string, fail?: table }[]
+---@field audiences leadpipe.mock.Audience[] as given, defaults filled in (rows, name, status, ...)
 ---@field audience? string id of the first audience
 ---@field redirect_url string base URL of the export listener (export.csv redirects there)
 local Server = {}
@@ -129,13 +134,15 @@ local function start(opts, fname)
         if type(a) ~= "table" or type(a.id) ~= "string" then
             error("leadpipe.mock." .. fname .. ": audiences[" .. i .. "] needs a string id", 3)
         end
-        c_auds[i] = { id = a.id, rows = a.rows, fail = a.fail, name = a.name, status = a.status }
+        c_auds[i] = { id = a.id, rows = a.rows, fail = a.fail, name = a.name, status = a.status,
+                      daily_runs = a.daily_runs }
         local fail = a.fail
         if fail == true then
             fail = { code = "RUN_FAILED", message = "the run failed" }
         end
         public[i] = { id = a.id:lower(), rows = a.rows or 1000, fail = fail or nil,
-                      name = a.name or ("Audience " .. i), status = a.status or "active" }
+                      name = a.name or ("Audience " .. i), status = a.status or "active",
+                      daily_runs = a.daily_runs or 0 }
     end
     c_opts.audiences = c_auds
     c_opts.api_key = opts.api_key or _M.DEFAULT_KEY
@@ -232,6 +239,9 @@ function _M.serve(opts)
     out:write("  api key   ", srv.api_key, "\n")
     for _, a in ipairs(srv.audiences) do
         local note = a.rows .. " rows"
+        if a.daily_runs > 0 then
+            note = note .. ", " .. a.daily_runs .. " completed daily runs (try: leadpipe changes)"
+        end
         if a.fail then
             note = note .. ", runs fail with " .. tostring(a.fail.code or "RUN_FAILED")
         end

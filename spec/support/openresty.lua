@@ -102,6 +102,7 @@ http {
         location = /result { content_by_lua_block { require("spec.support.openresty_app").result() } }
         location = /people { content_by_lua_block { require("spec.support.openresty_app").people() } }
         location = /one { content_by_lua_block { require("spec.support.openresty_app").one() } }
+        location = /changes { content_by_lua_block { require("spec.support.openresty_app").changes() } }
         location = /flaky { content_by_lua_block { require("spec.support.openresty_app").flaky() } }
         location = /stale { content_by_lua_block { require("spec.support.openresty_app").stale() } }
         location = /export { content_by_lua_block { require("spec.support.openresty_app").export() } }

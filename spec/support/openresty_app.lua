@@ -91,6 +91,27 @@ function _M.people()
     reply(res)
 end
 
+-- GET /changes?aud=&from=&to=&min_score= : client:changes through the worker's client
+-- -> { added =, removed =, changed =, ids = "kind id" lines, sorted }
+function _M.changes()
+    local args = ngx.req.get_uri_args()
+    local where = args.min_score and { min_score = tonumber(args.min_score) } or nil
+    local counts, ids = { added = 0, removed = 0, changed = 0 }, {}
+    local ok, err = pcall(function()
+        for kind, row in client:changes(args.aud, args.from, args.to, { where = where }) do
+            counts[kind] = counts[kind] + 1
+            ids[#ids + 1] = kind .. " " .. row.hashedEmail
+        end
+    end)
+    if not ok then
+        ngx.status = 502
+        return reply(leadpipe.is_error(err) and err_table(err) or { raised = tostring(err) })
+    end
+    table.sort(ids)
+    counts.ids = table.concat(ids, "\n")
+    reply(counts)
+end
+
 -- GET /one: one list_runs through the worker's client, timed inside the worker.
 function _M.one()
     local t0 = core.now()

@@ -257,6 +257,11 @@ function commands.results(ctx)
     return 0
 end
 
+-- What cli/changes.lua (the changes command) shares with the commands here.
+_M.make_client, _M.new_progress, _M.check_where, _M.close_iter, _M.api_error =
+    make_client, new_progress, check_where, close_iter, api_error
+commands.changes = function(ctx) return require("leadpipe.cli.changes").run(ctx, _M) end
+
 -- ===== stats and export =====
 
 -- The waiting options of stats and export_csv from --no-wait/--timeout, progress in p.
@@ -307,7 +312,8 @@ function commands.mock(ctx)
     if opts.rows then
         local audiences = {}
         for i, a in ipairs(mock.AUDIENCES) do
-            audiences[i] = { id = a.id, rows = a.rows, fail = a.fail, name = a.name, status = a.status }
+            audiences[i] = { id = a.id, rows = a.rows, fail = a.fail, name = a.name, status = a.status,
+                             daily_runs = a.daily_runs }
         end
         audiences[1].rows = opts.rows
         conf.audiences = audiences

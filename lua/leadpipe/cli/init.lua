@@ -72,7 +72,7 @@ local function default_progress(getenv, cmd, opts)
     return cmd == "run" or opts.format == "table" or not is_tty(1)
 end
 
-local WAITS = { run = true, results = true, stats = true, export = true }
+local WAITS = { run = true, results = true, changes = true, stats = true, export = true }
 
 --- main(args, env) -> exit status. Never raises.
 function _M.main(args, env)

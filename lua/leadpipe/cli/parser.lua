@@ -99,6 +99,21 @@ local function list(name, ids_only)
     end
 end
 
+-- A list of kinds of change (changes --only).
+local function kinds(name)
+    local split = list(name)
+    return function(v)
+        local l, err = split(v)
+        if not l then return nil, err end
+        for _, k in ipairs(l) do
+            if k ~= "added" and k ~= "removed" and k ~= "changed" then
+                return nil, format("--%s takes added, removed and changed, got %q", name, k)
+            end
+        end
+        return l
+    end
+end
+
 -- A positional id: 'RUN must be a UUID like ... (got "x")'.
 local function uuid(argname)
     return function(v)
@@ -110,7 +125,7 @@ end
 
 -- ===== the parser =====
 
-local LIST_OPTS = { "seniority", "department", "country", "topic", "has" }
+local LIST_OPTS = { "seniority", "department", "country", "topic", "has", "only" }
 
 -- What -h/--help or --version asked for during a parse (argparse's own actions would exit,
 -- and it turns errors raised in an action into strings, so they are recorded instead).
@@ -129,6 +144,36 @@ local function waiting(cmd, what)
     cmd:flag("--no-wait", "Fail instead of waiting when the run is not completed" .. (what or "") .. ".")
     cmd:option("--timeout", "Give up waiting for the run after SECONDS (default 600).")
         :argname("SECONDS"):convert(number("timeout", 0))
+end
+
+-- The where{} options of results and changes.
+local function filters(c)
+    c:option("--min-score", "Intent score >= N."):argname("N"):convert(number("min-score", -huge))
+    c:option("--max-score", "Intent score <= N."):argname("N"):convert(number("max-score", -huge))
+    c:option("--seniority", "Seniority is one of LIST (e.g. director,vp)."):argname("LIST")
+        :count("*"):convert(list("seniority"))
+    c:option("--seniority-at-least", "Seniority ranks at least LEVEL (entry < senior < manager"
+        .. " < director < vp < c_suite)."):argname("LEVEL"):convert(text("seniority-at-least"))
+    c:option("--department", "Department is one of LIST."):argname("LIST"):count("*")
+        :convert(list("department"))
+    c:option("--country", "Country code or name is one of LIST (e.g. US,CA)."):argname("LIST")
+        :count("*"):convert(list("country"))
+    c:option("--topic", "A matched topic has this id or name; repeat for several."):argname("TOPIC")
+        :count("*"):convert(list("topic", true))
+    c:option("--has", "These fields are not empty (e.g. businessEmail,phone)."):argname("LIST")
+        :count("*"):convert(list("has"))
+end
+
+-- The output options of results and changes.
+local function output(c)
+    c:option("--format", "jsonl (default, keys sorted), json (one array), csv (RFC 4180) or table.")
+        :argname("FMT"):convert(choice("format", { "jsonl", "json", "csv", "table" }))
+    c:option("--fields", "Dotted paths to output, e.g. fullName,company.name,intent.score.")
+        :argname("LIST"):convert(text("fields"))
+    c:flag("--csv-safe", "CSV: prefix cells starting with =, +, - or @ with ' (no formulas).")
+    c:option("--max", "Stop after N rows have been written."):argname("N"):convert(int("max", 0))
+    c:option("--limit", "Rows per request, 1-500 (default 500)."):argname("PAGE")
+        :convert(int("limit", 1, 500))
 end
 
 local function build()
@@ -194,29 +239,29 @@ local function build()
         .. "running. Progress goes to stderr when it is a terminal. Filters must all hold; a\n"
         .. "LIST is comma-separated, or the option is repeated.")
     ids(c, true)
-    c:option("--min-score", "Intent score >= N."):argname("N"):convert(number("min-score", -huge))
-    c:option("--max-score", "Intent score <= N."):argname("N"):convert(number("max-score", -huge))
-    c:option("--seniority", "Seniority is one of LIST (e.g. director,vp)."):argname("LIST")
-        :count("*"):convert(list("seniority"))
-    c:option("--seniority-at-least", "Seniority ranks at least LEVEL (entry < senior < manager"
-        .. " < director < vp < c_suite)."):argname("LEVEL"):convert(text("seniority-at-least"))
-    c:option("--department", "Department is one of LIST."):argname("LIST"):count("*")
-        :convert(list("department"))
-    c:option("--country", "Country code or name is one of LIST (e.g. US,CA)."):argname("LIST")
-        :count("*"):convert(list("country"))
-    c:option("--topic", "A matched topic has this id or name; repeat for several."):argname("TOPIC")
-        :count("*"):convert(list("topic", true))
-    c:option("--has", "These fields are not empty (e.g. businessEmail,phone)."):argname("LIST")
-        :count("*"):convert(list("has"))
-    c:option("--format", "jsonl (default, keys sorted), json (one array), csv (RFC 4180) or table.")
-        :argname("FMT"):convert(choice("format", { "jsonl", "json", "csv", "table" }))
-    c:option("--fields", "Dotted paths to output, e.g. fullName,company.name,intent.score.")
-        :argname("LIST"):convert(text("fields"))
-    c:flag("--csv-safe", "CSV: prefix cells starting with =, +, - or @ with ' (no formulas).")
-    c:option("--max", "Stop after N rows have been written."):argname("N"):convert(int("max", 0))
-    c:option("--limit", "Rows per request, 1-500 (default 500)."):argname("PAGE")
-        :convert(int("limit", 1, 500))
+    filters(c)
+    output(c)
     waiting(c)
+
+    c = command("changes", "Who is new, gone or changed between two runs of an audience.",
+        "Compares two completed runs of AUDIENCE (by default the two latest; stderr says which)\n"
+        .. "and writes each person who was added, removed or changed, with a \"change\" column\n"
+        .. "(and, for changed, \"changed\": the fields that differ). People are matched by\n"
+        .. "hashedEmail. Filters apply to the newer run's rows (the older run's, for removed).")
+    ids(c)
+    c:option("--from", "The older run (default: the second latest completed run)."):argname("RUN")
+        :convert(uuid("--from RUN"))
+    c:option("--to", "The newer run (default: the latest completed run)."):argname("RUN")
+        :convert(uuid("--to RUN"))
+    c:option("--only", "Only these kinds: added, removed, changed (comma-separated)."):argname("LIST")
+        :count("*"):convert(kinds("only"))
+    c:option("--compare", "Fields whose change counts (default intent.score,jobTitle,seniority,"
+        .. "company.name)."):argname("LIST"):convert(text("compare"))
+    filters(c)
+    output(c)
+    c:flag("--wait", "Wait for a run that is still queued or running (default: fail).")
+    c:option("--timeout", "Give up waiting after SECONDS (default 600)."):argname("SECONDS")
+        :convert(number("timeout", 0))
 
     c = command("stats", "Print a run's stats (fill rates, score histogram) as JSON.")
     ids(c, true)
@@ -247,7 +292,8 @@ local function build()
     return p, cmds
 end
 
-_M.COMMANDS = { "audiences", "runs", "run", "cancel", "results", "stats", "export", "mock", "help" }
+_M.COMMANDS = { "audiences", "runs", "run", "cancel", "results", "changes", "stats", "export", "mock",
+                "help" }
 
 local parser, commands = build()
 

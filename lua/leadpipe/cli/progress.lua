@@ -4,7 +4,8 @@
 -- drawn: finish() shows the state of the last page even when it came too soon after the
 -- frame before.
 --
---   local p = progress.new(out, now)   out: has :write(s); now: clock in seconds
+--   local p = progress.new(out, now, label)   out: has :write(s); now: clock in seconds;
+--                                      label: optional text drawn first (e.g. "to 2/3:")
 --   p:waiting(run_id, state)           the run is still queued or running
 --   p:page(page, force)                a page arrived: page.rows rows read (#page.results
 --                                      when absent), page.kept the rows a `where` kept (nil:
@@ -27,7 +28,7 @@ local function duration(s)
     return format("%dh%02dm", floor(s / 3600), floor(s % 3600 / 60))
 end
 
-function _M.new(out, now)
+function _M.new(out, now, label)
     local p = { rows = 0, kept = nil, pages = 0, total = nil, shown = false }
     local start, last = now(), -1
     -- rows/s counts from the last time the run was seen pending (or from the start)
@@ -41,7 +42,7 @@ function _M.new(out, now)
             return
         end
         last, undrawn = t, nil
-        out:write("\r\27[K" .. text)
+        out:write("\r\27[K" .. (label and (label .. " ") or "") .. text)
         if out.flush then out:flush() end
         p.shown = true
     end

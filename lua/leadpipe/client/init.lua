@@ -18,6 +18,7 @@ require "leadpipe.client.waiting"
 require "leadpipe.client.results"
 require "leadpipe.client.audiences"
 require "leadpipe.client.exports"
+require("leadpipe.changes").install(base.Client)
 
 local setmetatable, getmetatable, type, tostring, pcall = setmetatable, getmetatable, type, tostring, pcall
 -- Every raise here is of an error object: errors.raise makes it printable on PUC Lua 5.1 too.
