@@ -16,20 +16,7 @@ describe("leadpipe.mock", function()
     local srv, AUD1K, AUD0, AUDFAIL, AUD20K
 
     setup(function()
-        fx.setup()
         srv, AUD1K, AUD0, AUDFAIL, AUD20K = fx.srv, fx.AUD1K, fx.AUD0, fx.AUDFAIL, fx.AUD20K
-    end)
-
-    teardown(function()
-        fx.teardown()
-    end)
-
-    before_each(function()
-        fx.reset()
-    end)
-
-    after_each(function()
-        collectgarbage()
     end)
 
     describe("start()", function()

@@ -15,20 +15,7 @@ describe("leadpipe.mock", function()
     local srv, AUD1K
 
     setup(function()
-        fx.setup()
         srv, AUD1K = fx.srv, fx.AUD1K
-    end)
-
-    teardown(function()
-        fx.teardown()
-    end)
-
-    before_each(function()
-        fx.reset()
-    end)
-
-    after_each(function()
-        collectgarbage()
     end)
 
     describe("over HTTP (gzip, keep-alive, faults)", function()

@@ -3,6 +3,7 @@
 -- running server every mock spec shares the setup of.
 local cjson = require "cjson"
 local assert = require "luassert"
+local busted = require "busted"
 local mock = require "leadpipe.mock"
 local shell = require "spec.support.shell"
 
@@ -129,25 +130,29 @@ local function assert_error(res, status, code)
     return body
 end
 
---- fixture() -> f: a server shared by the blocks of one spec file. Call f.setup() in
---- setup and f.teardown() in teardown; f.srv, f.AUD1K (1,000 rows), f.AUD20K, f.AUD0
---- (empty) and f.AUDFAIL (failing) are set by setup. f.reset() (before_each) turns faults,
---- latency and delays off.
+--- fixture() -> f: a server shared by the blocks of one spec file. Call it in the file's
+--- outer describe block: it registers the hooks there. Its setup sets f.srv, f.AUD1K (1,000
+--- rows), f.AUD20K, f.AUD0 (empty) and f.AUDFAIL (failing); its teardown stops the server;
+--- before each test it turns faults, latency and delays off, and after each it collects
+--- garbage.
 function _M.fixture()
     local f = {}
-    function f.setup()
+    busted.setup(function()
         f.srv = assert(mock.start{ seed = 1 })
         f.AUD1K = find_audience(f.srv, function(a) return a.rows == 1000 and not a.fail end)
         f.AUD20K = find_audience(f.srv, function(a) return a.rows == 20000 end)
         f.AUD0 = find_audience(f.srv, function(a) return a.rows == 0 end)
         f.AUDFAIL = find_audience(f.srv, function(a) return a.fail end)
-    end
-    function f.teardown()
+    end)
+    busted.teardown(function()
         f.srv:stop()
-    end
-    function f.reset()
+    end)
+    busted.before_each(function()
         f.srv:configure{ faults = false, latency_ms = 0, queued_ms = 0, running_ms = 0, gzip = true }
-    end
+    end)
+    busted.after_each(function()
+        collectgarbage()
+    end)
     return f
 end
 
