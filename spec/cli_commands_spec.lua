@@ -17,16 +17,7 @@ describe("leadpipe cli", function()
         local srv, vars, run_id, all_text
 
         setup(function()
-            fx.setup()
             srv, vars, run_id, all_text = fx.srv, fx.vars, fx.run_id, fx.all_text
-        end)
-
-        teardown(function()
-            fx.teardown()
-        end)
-
-        after_each(function()
-            fx.reset()
         end)
 
         describe("run and runs", function()

@@ -47,16 +47,7 @@ describe("leadpipe cli", function()
         local srv, vars, run_id, all_text, all_rows
 
         setup(function()
-            fx.setup()
             srv, vars, run_id, all_text, all_rows = fx.srv, fx.vars, fx.run_id, fx.all_text, fx.all_rows
-        end)
-
-        teardown(function()
-            fx.teardown()
-        end)
-
-        after_each(function()
-            fx.reset()
         end)
 
         describe("results", function()

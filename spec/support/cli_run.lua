@@ -2,6 +2,7 @@
 -- (leadpipe.cli.main with in-memory stdout and stderr), the usage-error check, JSON lines,
 -- and the fake API with one completed run that the CLI specs against it share.
 local assert = require "luassert"
+local busted = require "busted"
 local cli = require "leadpipe.cli"
 local mock = require "leadpipe.mock"
 local json = require "leadpipe.json"
@@ -60,12 +61,13 @@ function _M.only(rows, pred)
 end
 
 --- fake_api() -> f: the fake API with a small audience of ROWS rows, an empty one and a
---- failing one, and one completed run read whole. f.setup() (in setup) sets f.srv, f.vars
---- (the environment of the tool), f.run_id, f.all_text (its rows as JSON lines) and
---- f.all_rows; f.teardown(); f.reset() (after_each) turns delays and faults off.
+--- failing one, and one completed run read whole. Call it in a describe block: it registers
+--- the hooks there. Its setup sets f.srv, f.vars (the environment of the tool), f.run_id,
+--- f.all_text (its rows as JSON lines) and f.all_rows; its teardown stops the server; after
+--- each test it turns delays and faults off.
 function _M.fake_api()
     local f = {}
-    function f.setup()
+    busted.setup(function()
         f.srv = assert(mock.start{ audiences = {
             { id = AUD.small, rows = _M.ROWS },
             { id = AUD.empty, rows = 0 },
@@ -78,13 +80,13 @@ function _M.fake_api()
         status, f.all_text = run_cli({ "results", AUD.small, f.run_id }, f.vars)
         assert.are.equal(0, status)
         f.all_rows = _M.decode_lines(f.all_text)
-    end
-    function f.teardown()
+    end)
+    busted.teardown(function()
         if f.srv then f.srv:stop() end
-    end
-    function f.reset()
+    end)
+    busted.after_each(function()
         f.srv:configure{ queued_ms = 0, running_ms = 0, faults = false }
-    end
+    end)
     return f
 end
 
