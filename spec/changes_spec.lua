@@ -7,6 +7,7 @@ local leadpipe = require "leadpipe"
 local mock = require "leadpipe.mock"
 local core = require "leadpipe.core"
 local ref = require "spec.support.changes_ref"
+local fake = require "spec.support.fake_client"
 
 local DAILY = mock.AUDIENCE.daily
 local FIELDS = { "intent.score", "jobTitle", "seniority", "company.name" }
@@ -270,14 +271,8 @@ end)
 
 describe("client:latest_runs()", function()
     local srv, client
-    setup(function()
-        srv = assert(mock.start{ seed = 1, running_ms = 60000 })
-        client = leadpipe.new{ api_key = srv.api_key, base_url = srv.url }
-    end)
-    teardown(function()
-        client:close()
-        srv:stop()
-    end)
+    setup(function() srv, client = fake.start{ seed = 1, running_ms = 60000 } end)
+    teardown(function() fake.stop(srv, client) end)
 
     it("returns the newest completed runs, newest first, skipping pending ones", function()
         assert(client:create_run(DAILY)) -- running for a minute: not completed

@@ -7,15 +7,13 @@ local leadpipe = require "leadpipe"
 local errors = require "leadpipe.errors"
 local mock = require "leadpipe.mock"
 local h = require "spec.support.cli_helpers"
+local fake = require "spec.support.fake_client"
 
-local BUILD = os.getenv("LEADPIPE_BUILD") or "build/5.4"
 local UNKNOWN = "00000000-0000-4000-8000-000000000000"
 
 -- Runs `code` with `lua -e` against the fake: stdout, stderr, status.
 local function run_lua(srv, code)
-    return h.sh(("env LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./%s/?.so;;' "
-        .. "LEADPIPE_API_KEY=%s LEADPIPE_BASE_URL=%s %s -e %s"):format(BUILD, srv.api_key, srv.url, h.lua,
-        h.shell_quote(code)))
+    return h.run_lua(code, { LEADPIPE_API_KEY = srv.api_key, LEADPIPE_BASE_URL = srv.url })
 end
 
 describe("an error nothing catches", function()
@@ -75,15 +73,8 @@ end)
 describe("an error that is caught", function()
     local srv, client
 
-    setup(function()
-        srv = assert(mock.start{})
-        client = leadpipe.new{ api_key = srv.api_key, base_url = srv.url }
-    end)
-
-    teardown(function()
-        client:close()
-        srv:stop()
-    end)
+    setup(function() srv, client = fake.start() end)
+    teardown(function() fake.stop(srv, client) end)
 
     local function check(err, code)
         assert.is_true(leadpipe.is_error(err), tostring(err))

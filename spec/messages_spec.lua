@@ -6,18 +6,11 @@
 
 local leadpipe = require "leadpipe"
 local mock = require "leadpipe.mock"
-local cli = require "leadpipe.cli"
 local h = require "spec.support.cli_helpers"
+local run_cli = require("spec.support.cli_run").run_cli
+local fake = require "spec.support.fake_client"
 
 local AUD = mock.AUDIENCE
-
--- The tool in-process: status, stdout, stderr.
-local function run_cli(args, vars)
-    local out, err = h.buffer(), h.buffer()
-    local status = cli.main(args, { stdout = out, stderr = err, getenv = h.getenv(vars or {}),
-        isatty = false })
-    return status, out.text(), err.text()
-end
 
 local function raised(fn, ...)
     local ok, err = pcall(fn, ...)
@@ -80,15 +73,8 @@ end)
 describe("the library", function()
     local srv, client
 
-    setup(function()
-        srv = assert(mock.start{})
-        client = leadpipe.new{ api_key = srv.api_key, base_url = srv.url }
-    end)
-
-    teardown(function()
-        client:close()
-        srv:stop()
-    end)
+    setup(function() srv, client = fake.start() end)
+    teardown(function() fake.stop(srv, client) end)
 
     it("says an api_key that is not a string must be the key as a string", function()
         local err = raised(leadpipe.new, { api_key = {} })
@@ -101,9 +87,7 @@ describe("the library", function()
     end)
 
     it("says api_key is required only when none was given", function()
-        local out, err, status = h.sh(("env -u LEADPIPE_API_KEY LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' "
-            .. "LUA_CPATH='./%s/?.so;;' %s -e %s"):format(os.getenv("LEADPIPE_BUILD") or "build/5.4", h.lua,
-            h.shell_quote('local ok, e = pcall(require("leadpipe").new) print(e.message)')))
+        local out, err, status = h.run_lua('local ok, e = pcall(require("leadpipe").new) print(e.message)')
         assert.are.equal(0, status, err)
         assert.are.equal('leadpipe.new: api_key is required: pass api_key = "sk_..." or set '
             .. "LEADPIPE_API_KEY\n", out)

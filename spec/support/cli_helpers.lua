@@ -54,6 +54,20 @@ function _M.run(args, env)
     return _M.sh(table.concat(words, " "))
 end
 
+--- run_lua(code, env) -> stdout, stderr, status of `$LUA -e code` with this checkout's
+-- lua/ and build (LEADPIPE_BUILD, else build/5.4) on its paths and the variables in `env`
+-- set (LEADPIPE_API_KEY / LEADPIPE_BASE_URL unset unless given).
+function _M.run_lua(code, env)
+    local build = os.getenv("LEADPIPE_BUILD") or "build/5.4"
+    local words = { "env -u LEADPIPE_API_KEY -u LEADPIPE_BASE_URL",
+        "LUA_PATH='./lua/?.lua;./lua/?/init.lua;;'", "LUA_CPATH=" .. shell_quote("./" .. build .. "/?.so;;") }
+    for k, v in pairs(env or {}) do words[#words + 1] = k .. "=" .. shell_quote(v) end
+    words[#words + 1] = _M.lua
+    words[#words + 1] = "-e"
+    words[#words + 1] = shell_quote(code)
+    return _M.sh(table.concat(words, " "))
+end
+
 --- in_terminal(command_line) -> transcript, status: runs the command with a pseudo-terminal
 -- as its stdin/stdout/stderr (script(1)), or returns nil when script(1) is not installed.
 function _M.in_terminal(command_line)
