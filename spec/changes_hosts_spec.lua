@@ -2,7 +2,7 @@
 -- coroutine by leadpipe.hosts.run while the loop keeps turning, against the fake API with
 -- latency. The loop is bounded: run_loop() stops it after a deadline.
 
-local ok_uv, uv = pcall(require, "luv")
+local luv_loop = require "spec.support.luv_loop"
 local leadpipe = require "leadpipe"
 local mock = require "leadpipe.mock"
 local hosts = require "leadpipe.hosts"
@@ -10,25 +10,8 @@ local ref = require "spec.support.changes_ref"
 
 local FIELDS = { "intent.score", "jobTitle", "seniority", "company.name" }
 
-if not ok_uv then
-    describe("client:changes() on the luv host", function()
-        pending("lua-luv is not installed for " .. _VERSION .. " (apt-get install lua-luv)")
-    end)
-    return
-end
-
-local function run_loop(seconds)
-    local guard, timed_out = uv.new_timer(), false
-    guard:start(math.floor(seconds * 1000), 0, function()
-        timed_out = true
-        uv.stop()
-    end)
-    uv.unref(guard)
-    uv.run("default")
-    if not guard:is_closing() then guard:close() end
-    uv.run("nowait")
-    return not timed_out
-end
+if luv_loop.pending_without_luv("client:changes() on the luv host") then return end
+local uv, run_loop = luv_loop.uv, luv_loop.run_loop
 
 describe("client:changes() on the luv host", function()
     local srv, from, to, exp

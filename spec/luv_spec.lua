@@ -1,7 +1,7 @@
 -- The socket-action mode of core.session and the "luv" host (plain lua-luv), against the
 -- fake API on loopback. Every loop is bounded: run_loop() stops the loop after a deadline.
 
-local ok_uv, uv = pcall(require, "luv")
+local luv_loop = require "spec.support.luv_loop"
 local leadpipe = require "leadpipe"
 local mock = require "leadpipe.mock"
 local core = require "leadpipe.core"
@@ -10,21 +10,6 @@ local hosts = require "leadpipe.hosts"
 local PUC51 = _VERSION == "Lua 5.1" and rawget(_G, "jit") == nil
 local LUA = rawget(_G, "jit") and rawget(_G, "jit").version or _VERSION
 local AUD = "11111111-2222-4333-8444-555555555555"
-
--- Runs the luv loop until it has nothing left to do or `seconds` pass; returns true when
--- it ended on its own.
-local function run_loop(seconds)
-    local guard, timed_out = uv.new_timer(), false
-    guard:start(math.floor(seconds * 1000), 0, function()
-        timed_out = true
-        uv.stop()
-    end)
-    uv.unref(guard)
-    uv.run("default")
-    if not guard:is_closing() then guard:close() end
-    uv.run("nowait") -- let the close go through
-    return not timed_out
-end
 
 local function total_requests(srv)
     local n = 0
@@ -48,12 +33,8 @@ local function note(fmt, ...)
     io.stderr:write("# ", fmt:format(...), "\n")
 end
 
-if not ok_uv then
-    describe("luv host", function()
-        pending("lua-luv is not installed for " .. _VERSION .. " (apt-get install lua-luv)")
-    end)
-    return
-end
+if luv_loop.pending_without_luv("luv host") then return end
+local uv, run_loop = luv_loop.uv, luv_loop.run_loop
 
 describe("core.session{ mode = 'socket' }", function()
     local srv
