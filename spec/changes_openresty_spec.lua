@@ -3,22 +3,16 @@
 -- over cosockets, and finds what a blocking client finds. Needs build/jit.
 local openresty = require "spec.support.openresty"
 
-local available, why = openresty.available()
-
 describe("client:changes() in nginx", function()
-    if not available then
-        it("runs in a real nginx", function() pending(why) end)
-        return
-    end
+    if openresty.skipped() then return end
 
     local mock = require "leadpipe.mock"
-    local leadpipe = require "leadpipe"
+    local fake = require "spec.support.fake_client"
     local json = require "leadpipe.json"
     local srv, ngx_srv, client, from, to
 
     setup(function()
-        srv = assert(mock.start{ seed = 11, latency_ms = 10, threads = 8 })
-        client = leadpipe.new{ api_key = srv.api_key, base_url = srv.url }
+        srv, client = fake.start{ seed = 11, latency_ms = 10, threads = 8 }
         local runs = assert(client:latest_runs(mock.AUDIENCE.daily, 2))
         from, to = runs[2].id, runs[1].id
         ngx_srv = openresty.start{ mock = srv, run = to }
@@ -26,8 +20,7 @@ describe("client:changes() in nginx", function()
 
     teardown(function()
         if ngx_srv then ngx_srv:stop() end
-        if client then client:close() end
-        if srv then srv:stop() end
+        fake.stop(srv, client)
     end)
 
     for _, min_score in ipairs({ false, 80 }) do

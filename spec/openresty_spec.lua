@@ -7,21 +7,15 @@
 -- spec/support/openresty.lua. Needs the core built for LuaJIT (make build LUA_VERSION=jit).
 local openresty = require "spec.support.openresty"
 
-local available, why = openresty.available()
-
 local function decode(body)
     local json = require "leadpipe.json"
     return assert(json.decode(body), body)
 end
 
 describe("the openresty host in nginx", function()
-    if not available then
-        it("runs in a real nginx", function() pending(why) end)
-        return
-    end
+    if openresty.skipped() then return end
 
-    local mock = require "leadpipe.mock"
-    local leadpipe = require "leadpipe"
+    local fake = require "spec.support.fake_client"
     local srv, ngx_srv, client, run_id
 
     -- GET path on the nginx under test -> status, decoded JSON body.
@@ -39,8 +33,7 @@ describe("the openresty host in nginx", function()
     end
 
     setup(function()
-        srv = assert(mock.start{ latency_ms = 50, threads = 32 })
-        client = leadpipe.new{ api_key = srv.api_key, base_url = srv.url }
+        srv, client = fake.start{ latency_ms = 50, threads = 32 }
         local run = assert(client:create_run(srv.audience))
         run_id = run.id
         assert(client:wait_run(srv.audience, run_id, { interval = 0.05 }))
@@ -49,8 +42,7 @@ describe("the openresty host in nginx", function()
 
     teardown(function()
         if ngx_srv then ngx_srv:stop() end
-        if client then client:close() end
-        if srv then srv:stop() end
+        fake.stop(srv, client)
     end)
 
     it("serves 20 concurrent filtered reads with the right counts while /ping answers", function()
@@ -209,10 +201,7 @@ describe("the openresty host in nginx", function()
 end)
 
 describe("examples/openresty", function()
-    if not available then
-        it("runs in a real nginx", function() pending(why) end)
-        return
-    end
+    if openresty.skipped() then return end
 
     local mock = require "leadpipe.mock"
     local srv, ex

@@ -48,6 +48,16 @@ function _M.available()
     return true
 end
 
+--- skipped() -> true when nginx cannot run the specs here (available() says no): it then
+--- registers a pending test that says why, and the describe block calling it returns.
+function _M.skipped()
+    local ok, why = _M.available()
+    if ok then return false end
+    local busted = require "busted"
+    busted.it("runs in a real nginx", function() busted.pending(why) end)
+    return true
+end
+
 -- A test CA and a certificate for 127.0.0.1 signed by it (EC keys: fast to make).
 -- nginx's lua module checks the peer name with X509_check_host (DNS names), libcurl
 -- with the IP address: the certificate carries both.
