@@ -29,13 +29,7 @@ describe("leadpipe.core", function()
         teardown(function()
             if server then server.stop() end
         end)
-        before_each(function()
-            s = core.session{ timeout = 10 }
-        end)
-        after_each(function()
-            if s then s:close() end
-            s = nil
-        end)
+        ch.fresh_session({ timeout = 10 }, function(v) s = v end)
 
         local function get(path, opts)
             opts = opts or {}
@@ -279,13 +273,7 @@ describe("leadpipe.core", function()
         teardown(function()
             if srv then srv:stop() end
         end)
-        before_each(function()
-            s = core.session{ timeout = 10 }
-        end)
-        after_each(function()
-            if s then s:close() end
-            s = nil
-        end)
+        ch.fresh_session({ timeout = 10 }, function(v) s = v end)
 
         local function api(method, path, opts)
             opts = opts or {}

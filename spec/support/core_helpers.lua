@@ -26,4 +26,20 @@ function _M.wait_all(s, reqs)
     error("requests did not finish")
 end
 
+--- fresh_session(opts, set): in a describe block, opens core.session(opts) before each test
+--- and hands it to set(s); after each test closes it and calls set(nil).
+function _M.fresh_session(opts, set)
+    local busted = require "busted"
+    local s
+    busted.before_each(function()
+        s = require("leadpipe.core").session(opts)
+        set(s)
+    end)
+    busted.after_each(function()
+        if s then s:close() end
+        s = nil
+        set(nil)
+    end)
+end
+
 return _M
