@@ -14,6 +14,7 @@ local hosts = require "leadpipe.hosts"
 local args = require "leadpipe.args"
 local page_mod = require "leadpipe.page"
 local window = require "leadpipe.window"
+local gate = require "leadpipe.gate"
 
 local setmetatable, getmetatable, type, tostring, pairs, error =
     setmetatable, getmetatable, type, tostring, pairs, error
@@ -48,6 +49,7 @@ local _M = { _VERSION = VERSION }
 ---@field wait_timeout? number default timeout of wait_run and of waiting iterators (default 600)
 ---@field poll_interval? number first wait between polls of a pending run, seconds (default 1)
 ---@field max_poll_interval? number longest wait between polls, seconds (default 10)
+---@field gate? table leadpipe.gate.shared(dict_name): the rate gate of every worker of the node
 
 --- What the logger option receives; never holds the API key.
 ---@class leadpipe.LogEvent
@@ -216,7 +218,7 @@ end
 local NEW_OPTS = set{
     "api_key", "base_url", "timeout", "connect_timeout", "max_retries", "user_agent", "host",
     "backoff_base", "backoff_max", "max_retry_after", "max_response", "verify", "logger",
-    "wait_timeout", "poll_interval", "max_poll_interval", "allow_insecure_http",
+    "wait_timeout", "poll_interval", "max_poll_interval", "allow_insecure_http", "gate",
 }
 
 local function raise(err, level)
@@ -257,7 +259,7 @@ function _M.new(opts)
         check_number(fname, "max_poll_interval", o.max_poll_interval, 0.001, 3600),
         check_function(fname, "logger", o.logger),
         check_text(fname, "user_agent", o.user_agent, 200),
-        check_boolean(fname, "verify", o.verify))
+        check_boolean(fname, "verify", o.verify), gate.check(fname, "gate", o.gate))
     if err then raise(err, 2) end
     local host, herr = hosts.resolve(o.host)
     if not host then raise(invalid(fname, "host", herr), 2) end
@@ -284,6 +286,7 @@ function _M.new(opts)
         user_agent = ua,
         verify = o.verify ~= false,
         logger = o.logger,
+        gate = o.gate,
     })
     if not ok then
         -- a wire that cannot load or start (an unknown transport, no memory): never a raw raise
@@ -693,6 +696,9 @@ local function page_iterator(self, aud, run_id, o, fname)
             refill()
         end
         left_at = now()
+        -- requests sent while this page was decoded go out (and answers come in) before
+        -- the caller's own work holds the wire
+        transport:pump()
         return page
     end
 

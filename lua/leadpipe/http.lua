@@ -17,9 +17,13 @@
 -- the same Idempotency-Key on every attempt.
 -- Redirects are followed here, not in curl, and the API key is sent only to the origin of
 -- base_url.
--- The rate gate: a 429/503 with Retry-After pauses every request of the transport until
--- that time (gate_until, host clock): a new send waits for it, and a retry of a request
--- that was already in flight waits for it too, whatever its own response said.
+-- The rate gate (leadpipe.gate: this client's, or the node's in OpenResty): a 429/503 with
+-- Retry-After pauses every request of the transport until that time (host clock), counted
+-- from when the answer reached the client: a new send waits for it, and a retry of a
+-- request that was already in flight waits for it too, whatever its own response said.
+-- Before anything is sent, every call on the wire whose answer has arrived is looked at
+-- (wire:peek, its status and Retry-After), so a 429 to a page requested ahead shuts the
+-- gate at once, not when that page's turn comes.
 -- Deadlines: spec.deadline (host clock) cuts the wait for the request in flight (the
 -- wire drops it) and any backoff or gate wait that would pass it.
 -- Everything that came from the network is scrubbed (leadpipe.scrub) before it reaches
@@ -28,9 +32,10 @@
 local core = require "leadpipe.core"
 local errors = require "leadpipe.errors"
 local scrubber = require "leadpipe.scrub"
+local gate = require "leadpipe.gate"
 
-local setmetatable, type, tostring, tonumber, pairs, pcall = setmetatable, type, tostring, tonumber,
-    pairs, pcall
+local setmetatable, type, tostring, tonumber, pairs, pcall, next = setmetatable, type, tostring,
+    tonumber, pairs, pcall, next
 local floor, min, max, random = math.floor, math.min, math.max, math.random
 local concat, sort = table.concat, table.sort
 local os_time = os.time
@@ -173,9 +178,18 @@ end
 
 -- ===== transport =====
 
+-- The Retry-After (seconds) of a 429 or 503 that the gate honours, or nil.
+local function gate_delay(self, status, headers)
+    if status ~= 429 and status ~= 503 then return nil end
+    local ra = _M.parse_retry_after(headers and headers["retry-after"])
+    if ra and ra <= self.max_retry_after then return ra end
+end
+
+
 --- cfg: base_url, api_key, host (resolved), timeout, connect_timeout, max_retries,
--- backoff_base, backoff_max, max_retry_after, max_response, user_agent, verify, logger.
--- The host's `transport` field names the wire (default "curl").
+-- backoff_base, backoff_max, max_retry_after, max_response, user_agent, verify, logger,
+-- gate (nil or leadpipe.gate.shared(...)). The host's `transport` field names the wire
+-- (default "curl").
 function _M.new(cfg)
     local wire = require("leadpipe.transport." .. (cfg.host.transport or "curl")).new(cfg, cfg.host)
     local t = setmetatable({
@@ -190,7 +204,14 @@ function _M.new(cfg)
         logger = cfg.logger,
     }, Transport)
     secrets[t] = cfg.api_key
-    t.gate_until = 0
+    t.gate = gate.new(cfg.gate, t.origin, cfg.api_key)
+    -- a wire that hears of answers on its own (light threads) shuts the gate at once
+    wire.on_answer = function(status, headers, arrived)
+        local ra = gate_delay(t, status, headers)
+        if ra then t.gate:shut(arrived + ra) end
+    end
+    -- calls with a request on the wire not yet finished (weak: an abandoned call goes)
+    t.live = setmetatable({}, { __mode = "k" })
     return t
 end
 
@@ -224,16 +245,56 @@ local function closed_error(call)
     })
 end
 
+-- Advances the wire, then looks at every call on it whose answer has arrived and was not
+-- looked at yet (wire:peek: status and headers, and the arrival time when the wire knows
+-- it): notes when it arrived (call.arrived) and shuts the gate for a 429/503's Retry-After
+-- from then. While the gate is shut, a call whose request has not gone out yet (its
+-- connection is still being made) and that nobody waits for is taken back (wire:recall)
+-- and held like a new one: finish() sends it when the gate opens.
+local function sweep(self)
+    local live, wire = self.live, self.wire
+    if not next(live) then return wire:pump() end
+    wire:pump()
+    if not wire.peek then return end
+    local host = self.host
+    for call in pairs(live) do
+        local req = call.req
+        if req and not call.arrived then
+            local ok, status, headers, at = pcall(wire.peek, wire, req)
+            if ok and status then
+                call.arrived = at or host.now()
+                local ra = gate_delay(self, status, headers)
+                if ra then self.gate:shut(call.arrived + ra) end
+            end
+        end
+    end
+    local gate_until = self.gate:until_at()
+    if not wire.recall or host.now() >= gate_until then return end
+    for call in pairs(live) do
+        local req = call.req
+        if req and not call.arrived and not call.waiting then
+            local ok, recalled = pcall(wire.recall, wire, req)
+            if ok and recalled then
+                call.req, live[call], call.gated = nil, nil, true
+                self:log{ type = "gate", method = call.method, path = call.path, until_at = gate_until }
+            end
+        end
+    end
+end
+
 -- Sends one attempt of the call (spec.url, spec.method, spec.body, ...) unless the rate
 -- gate is shut: then the call is marked `gated` and finish() sends it once the gate opens.
+-- The answers already arrived are swept first (a 429 among them shuts the gate now).
 -- `waited` is the gate time the caller already slept until (the host's clock may be a
 -- fake one): only a gate shut later than that holds the call back.
 -- Returns nil, err when the wire refused the request (an error object, never a raise).
 local function send(self, call, waited)
     if self.closed then return nil, closed_error(call) end
-    if self.gate_until > (waited or 0) and self.host.now() < self.gate_until then
+    sweep(self)
+    local gate_until = self.gate:until_at()
+    if gate_until > (waited or 0) and self.host.now() < gate_until then
         if not call.gated then
-            self:log{ type = "gate", method = call.method, path = call.path, until_at = self.gate_until }
+            self:log{ type = "gate", method = call.method, path = call.path, until_at = gate_until }
         end
         call.gated = true
         return true
@@ -255,16 +316,11 @@ local function send(self, call, waited)
         })
     end
     call.req = req
+    call.arrived = nil
+    self.live[call] = true
     call.started = self.host.now()
     self:log{ type = "send", method = call.method, path = call.path, attempt = call.attempt }
     return true
-end
-
--- Shuts the rate gate for `seconds` from now (it only ever moves later).
--- `from`: when the client learnt of the Retry-After (the response's arrival).
-local function shut_gate(self, seconds, from)
-    local t = from + seconds
-    if t > self.gate_until then self.gate_until = t end
 end
 
 --- Starts a call: { method=, path=, query=, body=, idempotency_key=, raw=, deadline=,
@@ -304,6 +360,7 @@ end
 --- Drops a call that is no longer wanted (a prefetched page, an abandoned iterator).
 function Transport:cancel(call)
     call.gated = nil
+    self.live[call] = nil
     if call.req then
         if not self.closed then self.wire:cancel(call.req) end
         call.req = nil
@@ -313,7 +370,7 @@ end
 --- Advances every transfer without waiting (lets prefetched pages arrive while the
 -- caller works).
 function Transport:pump()
-    if not self.closed then self.wire:pump() end
+    if not self.closed then sweep(self) end
 end
 
 -- Delay before the next attempt, or nil when the server asked for more than we allow.
@@ -337,7 +394,7 @@ end
 local function send_when_open(self, call)
     while call.gated do
         if self.closed then return nil, closed_error(call) end
-        local target = self.gate_until
+        local target = self.gate:until_at()
         local wait = target - self.host.now()
         if call.deadline and self.host.now() + max(wait, 0) >= call.deadline then
             call.gated = nil
@@ -379,6 +436,7 @@ function Transport:finish(call)
             })
         end
         local status, headers, body
+        call.waiting = true -- (never recalled by a sweep meanwhile)
         if call.sink and self.wire.stream then
             status, headers, body = self.wire:stream(req, call.sink, call.deadline)
         else
@@ -392,12 +450,15 @@ function Transport:finish(call)
                 end
             end
         end
-        call.req = nil
+        call.req, call.waiting = nil, nil
+        self.live[call] = nil
         if self.closed then
             release(body)
             return nil, closed_error(call)
         end
-        local arrived = self.host.now()
+        -- a sweep may have seen it arrive earlier (the gate is never shut later than that)
+        local arrived = call.arrived or self.host.now()
+        call.arrived = nil
         local err
         if not status then
             local message, kind = headers, body
@@ -444,15 +505,17 @@ function Transport:finish(call)
         end
         if err then
             if err.status == 429 or err.status == 503 then call.rate_limited = true end
-            if err.retry_after and (err.status == 429 or err.status == 503)
-                and err.retry_after <= self.max_retry_after then
-                shut_gate(self, err.retry_after, arrived)
-            end
+            local ra = err.status and gate_delay(self, err.status, headers)
+            if ra then self.gate:shut(arrived + ra) end
             local delay = err.retryable and not call.sunk and call.attempt < self.max_retries
                 and backoff(self, call.attempt, err.retry_after)
             if delay then
+                local now = self.host.now()
+                -- a Retry-After counts from the answer's arrival (a sweep may have seen it
+                -- long before this call's turn came)
+                if err.retry_after then delay = max(0, delay - (now - arrived)) end
                 -- a request that was in flight when the gate shut is not re-sent early
-                delay = max(delay, self.gate_until - self.host.now())
+                delay = max(delay, self.gate:until_at() - now)
             end
             if delay and call.deadline and self.host.now() + delay >= call.deadline then
                 delay = nil
@@ -469,7 +532,7 @@ function Transport:finish(call)
                       status = err.status,
                       message = err.message, attempt = call.attempt, delay = delay,
                       retry_after = err.retry_after, code = err.code, request_id = err.request_id }
-            local target = self.gate_until
+            local target = self.gate:until_at()
             self.host.sleep(delay)
             call.attempt = call.attempt + 1
             local sok, serr = send(self, call, target)

@@ -35,6 +35,8 @@ _M.errors = errors
 _M.hosts = hosts
 _M.filter = filter
 _M.iter = require "leadpipe.iter"
+--- leadpipe.gate.shared(dict_name): a node-wide rate gate (leadpipe.new{ gate = }).
+_M.gate = { shared = require("leadpipe.gate").shared }
 _M.path = require "leadpipe.path"
 --- get(row, path) -> value | nil: nil-safe dotted path access (leadpipe.path.get).
 _M.get = filter.get
