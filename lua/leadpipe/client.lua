@@ -14,6 +14,7 @@ local hosts = require "leadpipe.hosts"
 local args = require "leadpipe.args"
 local page_mod = require "leadpipe.page"
 local window = require "leadpipe.window"
+local cache_mod = require "leadpipe.cache"
 local gate = require "leadpipe.gate"
 
 local setmetatable, getmetatable, type, tostring, pairs, error =
@@ -49,6 +50,7 @@ local _M = { _VERSION = VERSION }
 ---@field wait_timeout? number default timeout of wait_run and of waiting iterators (default 600)
 ---@field poll_interval? number first wait between polls of a pending run, seconds (default 1)
 ---@field max_poll_interval? number longest wait between polls, seconds (default 10)
+---@field cache? table leadpipe.cache.memory{...} or leadpipe.cache.shared(...): completed runs' pages
 ---@field gate? table leadpipe.gate.shared(dict_name): the rate gate of every worker of the node
 
 --- What the logger option receives; never holds the API key.
@@ -218,7 +220,7 @@ end
 local NEW_OPTS = set{
     "api_key", "base_url", "timeout", "connect_timeout", "max_retries", "user_agent", "host",
     "backoff_base", "backoff_max", "max_retry_after", "max_response", "verify", "logger",
-    "wait_timeout", "poll_interval", "max_poll_interval", "allow_insecure_http", "gate",
+    "wait_timeout", "poll_interval", "max_poll_interval", "allow_insecure_http", "cache", "gate",
 }
 
 local function raise(err, level)
@@ -259,7 +261,8 @@ function _M.new(opts)
         check_number(fname, "max_poll_interval", o.max_poll_interval, 0.001, 3600),
         check_function(fname, "logger", o.logger),
         check_text(fname, "user_agent", o.user_agent, 200),
-        check_boolean(fname, "verify", o.verify), gate.check(fname, "gate", o.gate))
+        check_boolean(fname, "verify", o.verify),
+        cache_mod.check(fname, "cache", o.cache), gate.check(fname, "gate", o.gate))
     if err then raise(err, 2) end
     local host, herr = hosts.resolve(o.host)
     if not host then raise(invalid(fname, "host", herr), 2) end
@@ -286,7 +289,8 @@ function _M.new(opts)
         user_agent = ua,
         verify = o.verify ~= false,
         logger = o.logger,
-        gate = o.gate,
+        -- a shared cache's dict holds the node's gate too, unless one is named
+        gate = o.gate or (o.cache and o.cache.gate),
     })
     if not ok then
         -- a wire that cannot load or start (an unknown transport, no memory): never a raw raise
@@ -303,6 +307,7 @@ function _M.new(opts)
         poll_interval = o.poll_interval or 1,
         max_poll_interval = o.max_poll_interval or 10,
         transport = transport,
+        cache = cache_mod.bind(o.cache, http.origin_of(base_url), api_key),
         -- the page lists in flight of this client's live pipelines (see page_iterator)
         pipelines = setmetatable({}, { __mode = "k" }),
     }, Client)
@@ -357,7 +362,12 @@ end
 -- many rows the page had; page.kept, when a decoder with a pushed-down `where` built only
 -- some of them (then page.results holds just those), how many it kept.
 local function finish_page(self, call, limit, offset, seen)
-    local status, headers, body, nrows, nkept = self.transport:finish(call)
+    local status, headers, body, nrows, nkept
+    if call.cached then
+        status, headers, body, nrows, nkept = cache_mod.response(call)
+    else
+        status, headers, body, nrows, nkept = self.transport:finish(call)
+    end
     if not status then return nil, headers end
     local page, err = page_mod.from_response(status, headers, body, {
         limit = limit, offset = offset, prev_total = seen and seen.total,
@@ -367,17 +377,29 @@ local function finish_page(self, call, limit, offset, seen)
     if page then
         page.rows = nrows and nkept and nrows or #page.results
         page.kept = nkept
+        if call.body and status == 200 and page.state == "completed" then
+            self.cache:put_page(call.aud, call.run_id, limit, offset, call.body)
+        end
     end
     return page, err
 end
 
+-- A page off the cache when it holds it (no request), else on the wire.
 local function start_page(self, aud, run_id, limit, offset, decode, deadline)
-    return self.transport:start{
+    local cache = self.cache
+    if cache then
+        local body = cache:page(aud, run_id, limit, offset)
+        if body then return { cached = body, decode = decode } end
+    end
+    local call = self.transport:start{
         path = run_path(aud, run_id) .. "/results",
         query = { limit = limit, offset = offset },
         decode = decode,
         deadline = deadline,
+        keep_body = cache and true or nil,
     }
+    if cache then call.aud, call.run_id = aud, run_id end
+    return call
 end
 
 -- ===== runs =====

@@ -324,15 +324,15 @@ local function send(self, call, waited)
 end
 
 --- Starts a call: { method=, path=, query=, body=, idempotency_key=, raw=, deadline=,
--- decode=, sink=, timeout= }. The first attempt is on the wire when this returns (unless
+-- decode=, sink=, timeout=, keep_body= }. The first attempt is on the wire when this returns (unless
 -- the rate gate is shut: then finish() sends it when the gate opens); nothing waits.
 -- `decode(body)` replaces core.decode for a 2xx body (value, a, b | nil, msg; finish
 -- returns a and b after the value). Before a 2xx body is decoded, finish calls
 -- call.on_arrival() once when the caller set it, and a call that met a 429 or 503 has
--- call.rate_limited set. With sink = function(chunk) -> true|nil, the body of a 200 goes to
--- it piece by piece (finish then returns status, headers, nil) and is never held whole;
--- once a piece has gone to the sink the call is not retried. timeout: seconds for the
--- whole transfer.
+-- call.rate_limited set. With keep_body, the 2xx body (a string) stays in call.body. With
+-- sink = function(chunk) -> true|nil, the body of a 200 goes to it piece by piece (finish
+-- then returns status, headers, nil) and is never held whole; once a piece has gone to the
+-- sink the call is not retried. timeout: seconds for the whole transfer.
 function Transport:start(spec)
     local call
     call = {
@@ -347,6 +347,7 @@ function Transport:start(spec)
         body = spec.body,
         idempotency_key = spec.idempotency_key,
         raw = spec.raw,
+        keep_body = spec.keep_body,
         decode = spec.decode,
         deadline = spec.deadline,
         attempt = 0,
@@ -441,7 +442,8 @@ function Transport:finish(call)
             status, headers, body = self.wire:stream(req, call.sink, call.deadline)
         else
             -- a 2xx body to decode may stay in the wire's memory (keep): see release()
-            status, headers, body = self.wire:wait(req, call.deadline, not (call.raw or call.sink))
+            status, headers, body = self.wire:wait(req, call.deadline,
+                not (call.raw or call.sink or call.keep_body))
             if call.sink and status == 200 then
                 if call.sink(body) then
                     body = ""
@@ -489,6 +491,7 @@ function Transport:finish(call)
                 call.on_arrival = nil
                 on_arrival()
             end
+            if call.keep_body then call.body = body end
             local data, derr, extra = (call.decode or core.decode)(body)
             release(body)
             if data then

@@ -35,6 +35,9 @@ _M.errors = errors
 _M.hosts = hosts
 _M.filter = filter
 _M.iter = require "leadpipe.iter"
+--- leadpipe.cache.memory{...}, leadpipe.cache.shared(dict_name): the cache of completed
+--- runs' pages (leadpipe.new{ cache = }).
+_M.cache = { memory = require("leadpipe.cache").memory, shared = require("leadpipe.cache").shared }
 --- leadpipe.gate.shared(dict_name): a node-wide rate gate (leadpipe.new{ gate = }).
 _M.gate = { shared = require("leadpipe.gate").shared }
 _M.path = require "leadpipe.path"
