@@ -210,6 +210,11 @@ function _M.new(cfg)
         local ra = gate_delay(t, status, headers)
         if ra then t.gate:shut(arrived + ra) end
     end
+    -- ... and asks before each request leaves it (a request still connecting when the gate
+    -- shut is held back: kind "held")
+    wire.hold = function()
+        return t.host.now() < t.gate:until_at()
+    end
     -- calls with a request on the wire not yet finished (weak: an abandoned call goes)
     t.live = setmetatable({}, { __mode = "k" })
     return t
@@ -462,7 +467,10 @@ function Transport:finish(call)
         local arrived = call.arrived or self.host.now()
         call.arrived = nil
         local err
-        if not status then
+        if not status and body == "held" then
+            -- the wire held it back: the gate shut before it went out (sent when it opens)
+            call.gated = true
+        elseif not status then
             local message, kind = headers, body
             -- kind "host": the host cannot do I/O here (an nginx phase without cosockets)
             local ekind = (kind == "timeout" or kind == "host") and kind or "network"

@@ -15,7 +15,9 @@
 --             whole exchange (like libcurl's), enforced before every socket operation
 -- Each request runs in its own light thread (ngx.thread.spawn) started by send, so pages
 -- requested ahead travel while the caller works; when its answer is in, the thread calls
--- wire.on_answer(status, headers, arrived) if the caller set it (http.lua: the rate gate).
+-- wire.on_answer(status, headers, arrived) if the caller set it (http.lua: the rate gate),
+-- and just before it sends, wire.hold(): when that says true (the gate is shut) nothing is
+-- sent and wait answers nil, message, "held" (http.lua sends the call again when it opens).
 -- wait is ngx.thread.wait, cancel is ngx.thread.kill. send and wait for one request must
 -- run in the same request context and the same coroutine (nginx lets only a thread's parent
 -- wait on it or kill it).
@@ -124,6 +126,13 @@ local function exchange(self, h)
         if not sock then return nil, reused, kind end
         local left = deadline - now()
         local ok, err
+        -- the caller's rate gate may have shut while this thread connected
+        local hold = self.hold
+        if hold and hold() then
+            if not sock:setkeepalive() then sock:close() end -- unused: back to the pool
+            h.sock = nil
+            return nil, "held back by the rate gate before it was sent", "held"
+        end
         if left > 0 then
             sock:settimeout(floor(left * 1000) + 1)
             h.sent = true -- (recall no longer takes it back)
