@@ -2,7 +2,8 @@
 -- cosocket wire, loopback only): the rate gate holds every request while a 429's Retry-After
 -- holds (the fake counts what arrives more than 50 ms after a 429 went out), node-wide with
 -- leadpipe.gate.shared; the shared cache of completed runs' pages serves a second read in
--- every worker with no request to the API; latest_run's answer is kept for its ttl.
+-- every worker with no request to the API; latest_run's answer is kept for its ttl; a read
+-- with a deadline ends at it.
 -- Handlers: spec/support/openresty_serve.lua; nginx.conf: spec/support/openresty.lua.
 -- Needs the core built for LuaJIT (make build LUA_VERSION=jit).
 local openresty = require "spec.support.openresty"
@@ -138,6 +139,16 @@ describe("leadpipe in nginx with two workers", function()
         -- where still applies to the cached bodies
         assert.are.equal(expected90, get("/serve/read?cache=shared&min_score=90&limit=100").count)
         assert.are.equal(0, requests(srv:stats()))
+    end)
+
+    it("ends a read at its deadline against a server that stops answering", function()
+        srv:configure{ latency_ms = 5000 }
+        local url = ngx_srv.url .. "/serve/read?deadline=0.5&limit=50"
+        local out = openresty.fetch_all({ url }, { limit = 30 })[1]
+        srv:configure{ latency_ms = 40 }
+        assert.are.equal(502, out.status, out.body)
+        local e = decode(out.body).error
+        assert.are.same({ "timeout", "DEADLINE", 0, 0 }, { e.kind, e.code, e.rows, e.offset })
     end)
 
     it("keeps latest_run's answer for its ttl", function()

@@ -16,6 +16,7 @@ local page_mod = require "leadpipe.page"
 local window = require "leadpipe.window"
 local cache_mod = require "leadpipe.cache"
 local gate = require "leadpipe.gate"
+local deadline_mod = require "leadpipe.deadline"
 
 local setmetatable, getmetatable, type, tostring, pairs, error =
     setmetatable, getmetatable, type, tostring, pairs, error
@@ -167,12 +168,14 @@ local _M = { _VERSION = VERSION }
 ---@class leadpipe.ResultsOpts
 ---@field limit? integer 1..500 (default 100)
 ---@field offset? integer default 0
+---@field deadline? number seconds for the whole call, retries included (kind "timeout", code "DEADLINE")
 
 ---@class leadpipe.WaitOpts
 ---@field timeout? number seconds to wait (default the client's wait_timeout)
 ---@field interval? number first wait between polls (default the client's poll_interval)
 ---@field max_interval? number longest wait between polls (default the client's max_poll_interval)
 ---@field on_poll? fun(page: leadpipe.Page) called with each pending page
+---@field deadline? number seconds for the whole call: waits, pages, retries (kind "timeout", code "DEADLINE")
 
 ---@class leadpipe.PagesOpts: leadpipe.WaitOpts
 ---@field limit? integer rows per page, 1..500 (default 100)
@@ -472,7 +475,7 @@ end
 
 -- ===== results =====
 
-local RESULTS_OPTS = set{ "limit", "offset" }
+local RESULTS_OPTS = set{ "limit", "offset", "deadline" }
 
 local function check_page_args(fname, aud, run_id, o)
     return first(check_run_ids(fname, aud, run_id),
@@ -494,10 +497,16 @@ function Client:results(aud, run_id, opts)
     if herr then return nil, herr end
     local o, err = check_opts(fname, opts, RESULTS_OPTS)
     if not o then return nil, err end
-    err = check_page_args(fname, aud, run_id, o)
+    err = check_page_args(fname, aud, run_id, o) or check_number(fname, "deadline", o.deadline, 0.001)
     if err then return nil, err end
     local limit, offset = o.limit or 100, o.offset or 0
-    return finish_page(self, start_page(self, aud, run_id, limit, offset), limit, offset)
+    local at = deadline_mod.at(self.host, o.deadline)
+    local page
+    page, err = finish_page(self, start_page(self, aud, run_id, limit, offset, nil, at), limit, offset)
+    if not page and deadline_mod.passed(err, at, self.host.now()) then
+        err = deadline_mod.error(fname, o.deadline, nil, offset, err)
+    end
+    return page, err
 end
 
 -- One results page for a waiting loop: the request in flight is cut at the deadline.
@@ -507,13 +516,14 @@ end
 
 -- Polls with a growing interval until `fetch(deadline)` returns a completed page, the
 -- deadline passes (kind "timeout", also when it cuts a request in flight) or an error.
--- fetch(deadline) -> page | nil, err.
-local function poll_until_complete(self, fetch, run_id, o)
+-- fetch(deadline) -> page | nil, err. `at`: the call's own deadline (leadpipe.deadline),
+-- when it comes before the wait's timeout.
+local function poll_until_complete(self, fetch, run_id, o, at)
     local host = self.host
     local timeout = o.timeout or self.wait_timeout
     local interval = o.interval or self.poll_interval
     local max_interval = o.max_interval or self.max_poll_interval
-    local deadline = host.now() + timeout
+    local deadline = deadline_mod.earlier(host.now() + timeout, at)
     local state = "pending"
     while true do
         local p, err = fetch(deadline)
@@ -532,10 +542,11 @@ local function poll_until_complete(self, fetch, run_id, o)
     end
 end
 
-local WAIT_OPTS = set{ "timeout", "interval", "max_interval", "on_poll" }
+local WAIT_OPTS = set{ "timeout", "interval", "max_interval", "on_poll", "deadline" }
 
 local function check_wait_opts(fname, o)
     return first(check_number(fname, "timeout", o.timeout, 0),
+        check_number(fname, "deadline", o.deadline, 0.001),
         check_number(fname, "interval", o.interval, 0.001),
         check_number(fname, "max_interval", o.max_interval, 0.001),
         check_function(fname, "on_poll", o.on_poll))
@@ -558,16 +569,20 @@ function Client:wait_run(aud, run_id, opts)
     err = check_run_ids(fname, aud, run_id) or check_wait_opts(fname, o)
     if err then return nil, err end
     local p
+    local at = deadline_mod.at(self.host, o.deadline)
     p, err = poll_until_complete(self, function(deadline)
         if self.closed then return nil, closed(fname) end
         return fetch_page(self, aud, run_id, 1, 0, deadline)
-    end, run_id, o)
-    if not p then return nil, err end
+    end, run_id, o, at)
+    if not p then
+        if deadline_mod.passed(err, at, self.host.now()) then err = deadline_mod.error(fname, o.deadline) end
+        return nil, err
+    end
     return p.run
 end
 
 local PAGES_OPTS = set{ "limit", "offset", "wait", "prefetch", "timeout", "interval", "max_interval",
-                        "on_poll" }
+                        "on_poll", "deadline" }
 
 -- Most pages in flight ahead of the one being read, unless `prefetch` says otherwise.
 local DEFAULT_PREFETCH = 64
@@ -597,6 +612,8 @@ local function page_iterator(self, aud, run_id, o, fname)
     local seen = {} -- what the pages so far said: total, the edge row ids of the last one
     local done = false
     local inflight = {} -- { offset =, call =, sent = }, in offset order
+    -- the deadline of the whole read; rows handed out (people() counts its own)
+    local at, progress = deadline_mod.at(host, o.deadline), o.progress or { rows = 0 }
 
     local function drop_inflight()
         for i = #inflight, 1, -1 do
@@ -621,7 +638,7 @@ local function page_iterator(self, aud, run_id, o, fname)
         local room = min(win:room(#inflight + ceil((total - ahead) / limit)), CLIENT_AHEAD - others())
         while #inflight < room and ahead < total do
             inflight[#inflight + 1] = {
-                offset = ahead, sent = now(), call = start_page(self, aud, run_id, limit, ahead, decode),
+                offset = ahead, sent = now(), call = start_page(self, aud, run_id, limit, ahead, decode, at),
             }
             ahead = ahead + limit
         end
@@ -649,7 +666,8 @@ local function page_iterator(self, aud, run_id, o, fname)
 
     local function fetch_at(offset, deadline)
         local sent = now()
-        return finish_slot(start_page(self, aud, run_id, limit, offset, decode, deadline), offset, sent, true)
+        local call = start_page(self, aud, run_id, limit, offset, decode, deadline_mod.earlier(deadline, at))
+        return finish_slot(call, offset, sent, true)
     end
 
     local function first_page()
@@ -665,7 +683,7 @@ local function page_iterator(self, aud, run_id, o, fname)
         return poll_until_complete(self, function(deadline)
             if self.closed then return nil, closed(fname) end
             return fetch_at(next_offset, deadline)
-        end, run_id, o)
+        end, run_id, o, at)
     end
 
     local function next_page()
@@ -689,6 +707,8 @@ local function page_iterator(self, aud, run_id, o, fname)
         local page, err
         if self.closed then
             err = closed(fname)
+        elseif at and now() >= at then
+            err = deadline_mod.error(fname, o.deadline, progress.rows, next_offset)
         elseif total == nil then
             page, err = first_page()
         else
@@ -702,6 +722,9 @@ local function page_iterator(self, aud, run_id, o, fname)
         if not page then
             done = true
             drop_inflight()
+            if deadline_mod.passed(err, at, now()) then
+                err = deadline_mod.error(fname, o.deadline, progress.rows, next_offset, err)
+            end
             error(err, 0)
         end
         local is_first = total == nil
@@ -717,6 +740,7 @@ local function page_iterator(self, aud, run_id, o, fname)
             ahead = next_offset
             refill()
         end
+        if not o.progress then progress.rows = progress.rows + #page.results end
         left_at = now()
         -- requests sent while this page was decoded go out (and answers come in) before
         -- the caller's own work holds the wire
@@ -770,7 +794,7 @@ function Client:pages(aud, run_id, opts)
 end
 
 local PEOPLE_OPTS = set{ "limit", "offset", "wait", "prefetch", "timeout", "interval", "max_interval",
-                         "on_poll", "where", "filter", "on_page", "raw" }
+                         "on_poll", "where", "filter", "on_page", "raw", "deadline" }
 
 -- The where{} of people() as (decode, lua_predicate): with a decoder that takes a compiled
 -- predicate (core.decode_page), rows that fail it are never built and the Lua predicate is
@@ -828,7 +852,8 @@ function Client:people(aud, run_id, opts)
     if err then error(err, 2) end
     local ok, decode, where_fn = pcall(compile_where, fname, o.where, o.raw)
     if not ok then error(decode, 2) end
-    local page_opts = { decode = decode }
+    local progress = { rows = 0 } -- rows handed out, for a deadline error
+    local page_opts = { decode = decode, progress = progress }
     for k in pairs(PAGES_OPTS) do page_opts[k] = o[k] end
     local pages, _, _, closer = page_iterator(self, aud, run_id, page_opts, fname)
     local on_page, pred = o.on_page, o.filter
@@ -846,7 +871,10 @@ function Client:people(aud, run_id, opts)
                 else
                     -- let prefetched pages arrive while the caller works on rows
                     if i % 128 == 0 then transport:pump() end
-                    if not pred or pred(row) then return row end
+                    if not pred or pred(row) then
+                        progress.rows = progress.rows + 1
+                        return row
+                    end
                 end
             else
                 local page = pages()

@@ -25,7 +25,9 @@
 -- (wire:peek, its status and Retry-After), so a 429 to a page requested ahead shuts the
 -- gate at once, not when that page's turn comes.
 -- Deadlines: spec.deadline (host clock) cuts the wait for the request in flight (the
--- wire drops it) and any backoff or gate wait that would pass it.
+-- wire drops it), caps the transfer's own timeout by what is left, and ends the call at
+-- once when a backoff or gate wait would pass it; an error the deadline caused has
+-- err.deadline = true (leadpipe.deadline turns it into the call's DEADLINE error).
 -- Everything that came from the network is scrubbed (leadpipe.scrub) before it reaches
 -- an error object or a log event; a closed transport answers with kind "closed".
 
@@ -201,6 +203,7 @@ function _M.new(cfg)
         backoff_base = cfg.backoff_base,
         backoff_max = cfg.backoff_max,
         max_retry_after = cfg.max_retry_after,
+        timeout = cfg.timeout or 60,
         logger = cfg.logger,
     }, Transport)
     secrets[t] = cfg.api_key
@@ -287,6 +290,13 @@ local function sweep(self)
     end
 end
 
+-- The error for a deadline that passed (or would pass) before the call could end.
+local function deadline_error(call)
+    return errors.new("timeout", "the deadline passed before the request could end", {
+        code = "timeout", retryable = true, method = call.method, path = call.path, deadline = true,
+    })
+end
+
 -- Sends one attempt of the call (spec.url, spec.method, spec.body, ...) unless the rate
 -- gate is shut: then the call is marked `gated` and finish() sends it once the gate opens.
 -- The answers already arrived are swept first (a 429 among them shuts the gate now).
@@ -305,13 +315,23 @@ local function send(self, call, waited)
         return true
     end
     call.gated = nil
+    local timeout = call.timeout
+    call.deadline_bound = nil
+    if call.deadline then
+        local left = call.deadline - self.host.now()
+        if left <= 0 then return nil, deadline_error(call) end
+        -- the transfer's own timeout (libcurl's, the cosockets') ends by the deadline too
+        if left < (timeout or self.timeout) then
+            timeout, call.deadline_bound = max(left, 0.001), true
+        end
+    end
     local headers = { accept = "application/json" }
     if call.body then headers["content-type"] = "application/json" end
     if call.idempotency_key then headers["idempotency-key"] = call.idempotency_key end
     if origin_of(call.url) == self.origin then headers["x-api-key"] = secrets[self] end
     local ok, req = pcall(self.wire.send, self.wire, {
         method = call.method, url = call.url, headers = headers, body = call.body,
-        stream = call.sink and true or nil, timeout = call.timeout,
+        stream = call.sink and true or nil, timeout = timeout,
     })
     if not ok then
         call.req = nil
@@ -387,13 +407,6 @@ local function backoff(self, attempt, retry_after)
     end
     local d = min(self.backoff_max, self.backoff_base * 2 ^ attempt)
     return d / 2 + random() * d / 2
-end
-
--- The error for a deadline that passed (or would pass) before the call could end.
-local function deadline_error(call)
-    return errors.new("timeout", "the deadline passed before the request could end", {
-        code = "timeout", retryable = true, method = call.method, path = call.path,
-    })
 end
 
 -- Waits until the rate gate opens, then sends a gated call. Returns true, or nil, err.
@@ -480,6 +493,10 @@ function Transport:finish(call)
                 method = call.method,
                 path = call.path,
             })
+            if kind == "timeout" and call.deadline
+                and (call.deadline_bound or self.host.now() >= call.deadline) then
+                err.deadline = true
+            end
         elseif status >= 300 and status < 400 and headers.location and call.redirects < 5 then
             call.redirects = call.redirects + 1
             call.url = resolve_location(call.url, headers.location)
@@ -528,8 +545,9 @@ function Transport:finish(call)
                 -- a request that was in flight when the gate shut is not re-sent early
                 delay = max(delay, self.gate:until_at() - now)
             end
+            if err.deadline then delay = nil end
             if delay and call.deadline and self.host.now() + delay >= call.deadline then
-                delay = nil
+                delay, err.deadline = nil, true
             end
             if not delay then
                 self:log{ type = "error", at = arrived, method = call.method, path = call.path,
