@@ -1,8 +1,9 @@
 -- The `deadline` option (leadpipe/deadline.lua): one budget in seconds for a whole call
 -- (wait_run, results, pages, people, stats, export_csv) across its waits, pages, retries and
 -- rate-gate pauses; when it runs out the call fails with kind "timeout", code "DEADLINE",
--- saying how far it got. Against the fake, on the curl wire (spec/openresty_serve_spec.lua
--- reads through nginx with one). What it costs in time is measured by bench/serve.lua.
+-- saying how far it got. Against the fake, on the curl wire (spec/luv_spec.lua reads with one
+-- on the luv host, spec/openresty_serve_spec.lua through nginx). How soon a call fails is
+-- measured by bench/serve.lua.
 
 local leadpipe = require "leadpipe"
 local mock = require "leadpipe.mock"
@@ -137,29 +138,6 @@ describe("deadline", function()
             { interval = 0.05, timeout = 0.2, deadline = 30 })
         assert.is_nil(run)
         assert.are.same({ "timeout", "WAIT_TIMEOUT" }, { err.kind, err.code })
-    end)
-
-    it("ends a read on the luv host at its deadline (the loop's timer wakes it)", function()
-        local ok_uv, uv = pcall(require, "luv")
-        if not ok_uv then return pending("lua-luv is not installed for " .. _VERSION) end
-        local c = new_client{ host = "luv" }
-        local n, err = 0, nil
-        require("leadpipe.hosts").run(function()
-            local it = c:people(srv.audience, run_id, { limit = 50, prefetch = 0, deadline = 1,
-                on_page = function() srv:configure{ latency_ms = 5000 } end })
-            while it() do n = n + 1 end -- (PUC 5.1 cannot yield inside a generic for)
-        end, function(e)
-            err = e
-            c:close() -- inside the loop, so that it closes the client's handles
-        end)
-        local guard = uv.new_timer() -- bounds the loop, in case the deadline did not
-        guard:start(10000, 0, function() uv.stop() end)
-        uv.unref(guard)
-        uv.run("default")
-        guard:close()
-        uv.run("nowait")
-        is_deadline(err, 1)
-        assert.are.same({ 50, 50, 50 }, { n, err.rows, err.offset })
     end)
 
     it("does not retry past it, and says what failed last", function()

@@ -1,10 +1,15 @@
 -- leadpipe.gate: the rate gate, the time before which a client sends no new request after a
--- 429 or 503 whose Retry-After it honours. http.lua shuts it (from the moment the answer
--- reached the client) and asks it before every send; this module owns where the time is kept.
+-- 429 or 503 whose Retry-After it honours: where that time is kept, how a Retry-After is
+-- read, and how the answers on the wire feed it before anything new is sent. http.lua asks
+-- it before every send and holds what it must.
 --
 --   local g = gate.new(spec, origin, api_key)
 --   g:until_at()   -> host-clock seconds until which the gate is shut (0: never shut)
 --   g:shut(at)     -- shut until `at` (host clock); it only ever moves later
+--   gate.parse_retry_after(value [, now]) -> seconds | nil
+--   gate.delay(status, headers, max) -> the Retry-After the gate honours (429/503, <= max)
+--   gate.attach(t), gate.sweep(t)   -- a transport of http.lua (t.wire, t.gate, t.live,
+--                                   -- t.host, t.max_retry_after, t:log): see below
 --
 -- spec nil: the gate of one client (a field of it). spec = gate.shared(dict_name): inside
 -- OpenResty, the gate lives in that lua_shared_dict, so a Retry-After seen by any worker of
@@ -18,7 +23,10 @@
 local core = require "leadpipe.core"
 local args = require "leadpipe.args"
 
-local setmetatable, getmetatable, type, tostring, error = setmetatable, getmetatable, type, tostring, error
+local setmetatable, getmetatable, type, tostring, tonumber, error, pairs, pcall, next =
+    setmetatable, getmetatable, type, tostring, tonumber, error, pairs, pcall, next
+local floor = math.floor
+local os_time = os.time
 local now = core.now
 
 local _M = { _VERSION = require "leadpipe.version" }
@@ -108,6 +116,99 @@ function _M.new(spec, origin, api_key)
         dict = spec.dict,
         key = "leadpipe:gate:" .. tostring(origin) .. ":" .. digest,
     }, Shared)
+end
+
+-- ===== Retry-After =====
+
+local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
+                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+
+-- Days since 1970-01-01 of a proleptic Gregorian date (no time zones involved).
+local function days_from_civil(y, m, d)
+    if m <= 2 then y = y - 1 end
+    local era = floor(y / 400)
+    local yoe = y - era * 400
+    local mp = (m + 9) % 12
+    local doy = floor((153 * mp + 2) / 5) + d - 1
+    local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+    return era * 146097 + doe - 719468
+end
+
+--- Seconds to wait from a Retry-After value (delta-seconds or an IMF-fixdate), or nil.
+-- `now` (epoch seconds) defaults to os.time().
+function _M.parse_retry_after(value, epoch_now)
+    if type(value) ~= "string" then return nil end
+    local secs = value:match("^%s*(%d+)%s*$")
+    if secs then return tonumber(secs) end
+    local d, mon, y, hh, mm, ss = value:match("(%d%d?)[ -](%a%a%a)[ -](%d%d%d?%d?) (%d%d):(%d%d):(%d%d)")
+    if not d or not months[mon] then return nil end
+    y = tonumber(y)
+    if y < 100 then y = y + (y < 70 and 2000 or 1900) end
+    local at = days_from_civil(y, months[mon], tonumber(d)) * 86400
+        + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
+    local delta = at - (epoch_now or os_time())
+    return delta > 0 and delta or 0
+end
+
+--- The Retry-After (seconds) of a 429 or 503 that the gate honours (at most max), or nil.
+function _M.delay(status, headers, max)
+    if status ~= 429 and status ~= 503 then return nil end
+    local ra = _M.parse_retry_after(headers and headers["retry-after"])
+    if ra and ra <= max then return ra end
+end
+
+-- ===== fed from the wire =====
+
+--- Hooks transport t's wire: a wire that hears of answers on its own (the cosocket wire's
+-- light threads) calls wire.on_answer, which shuts the gate at once, and asks wire.hold()
+-- before a request leaves it (true while the gate is shut: a request still connecting
+-- when it shut is held back, kind "held").
+function _M.attach(t)
+    local wire = t.wire
+    wire.on_answer = function(status, headers, arrived)
+        local ra = _M.delay(status, headers, t.max_retry_after)
+        if ra then t.gate:shut(arrived + ra) end
+    end
+    wire.hold = function()
+        return t.host.now() < t.gate:until_at()
+    end
+end
+
+--- Advances t's wire, then looks at every call on it (t.live) whose answer has arrived and
+-- was not looked at yet (wire:peek: status and headers, and the arrival time when the wire
+-- knows it): notes when it arrived (call.arrived) and shuts the gate for a 429/503's
+-- Retry-After from then. While the gate is shut, a call whose request has not gone out yet
+-- (its connection is still being made) and that nobody waits for (call.waiting) is taken
+-- back (wire:recall) and marked call.gated: http.lua sends it when the gate opens.
+function _M.sweep(t)
+    local live, wire = t.live, t.wire
+    if not next(live) then return wire:pump() end
+    wire:pump()
+    if not wire.peek then return end
+    local host, g = t.host, t.gate
+    for call in pairs(live) do
+        local req = call.req
+        if req and not call.arrived then
+            local ok, status, headers, at = pcall(wire.peek, wire, req)
+            if ok and status then
+                call.arrived = at or host.now()
+                local ra = _M.delay(status, headers, t.max_retry_after)
+                if ra then g:shut(call.arrived + ra) end
+            end
+        end
+    end
+    local gate_until = g:until_at()
+    if not wire.recall or host.now() >= gate_until then return end
+    for call in pairs(live) do
+        local req = call.req
+        if req and not call.arrived and not call.waiting then
+            local ok, recalled = pcall(wire.recall, wire, req)
+            if ok and recalled then
+                call.req, live[call], call.gated = nil, nil, true
+                t:log{ type = "gate", method = call.method, path = call.path, until_at = gate_until }
+            end
+        end
+    end
 end
 
 return _M

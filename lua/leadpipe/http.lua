@@ -21,9 +21,9 @@
 -- Retry-After pauses every request of the transport until that time (host clock), counted
 -- from when the answer reached the client: a new send waits for it, and a retry of a
 -- request that was already in flight waits for it too, whatever its own response said.
--- Before anything is sent, every call on the wire whose answer has arrived is looked at
--- (wire:peek, its status and Retry-After), so a 429 to a page requested ahead shuts the
--- gate at once, not when that page's turn comes.
+-- Before anything is sent (gate.sweep), every call on the wire whose answer has arrived is
+-- looked at, so a 429 to a page requested ahead shuts the gate at once, not when that
+-- page's turn comes.
 -- Deadlines: spec.deadline (host clock) cuts the wait for the request in flight (the
 -- wire drops it), caps the transfer's own timeout by what is left, and ends the call at
 -- once when a backoff or gate wait would pass it; an error the deadline caused has
@@ -36,11 +36,9 @@ local errors = require "leadpipe.errors"
 local scrubber = require "leadpipe.scrub"
 local gate = require "leadpipe.gate"
 
-local setmetatable, type, tostring, tonumber, pairs, pcall, next = setmetatable, type, tostring,
-    tonumber, pairs, pcall, next
+local setmetatable, type, tostring, pairs, pcall = setmetatable, type, tostring, pairs, pcall
 local floor, min, max, random = math.floor, math.min, math.max, math.random
 local concat, sort = table.concat, table.sort
-local os_time = os.time
 
 local _M = { _VERSION = require "leadpipe.version" }
 
@@ -95,35 +93,8 @@ local function query_string(q)
     return "?" .. concat(parts, "&")
 end
 
-local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
-                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
-
--- Days since 1970-01-01 of a proleptic Gregorian date (no time zones involved).
-local function days_from_civil(y, m, d)
-    if m <= 2 then y = y - 1 end
-    local era = floor(y / 400)
-    local yoe = y - era * 400
-    local mp = (m + 9) % 12
-    local doy = floor((153 * mp + 2) / 5) + d - 1
-    local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-    return era * 146097 + doe - 719468
-end
-
---- Seconds to wait from a Retry-After value (delta-seconds or an IMF-fixdate), or nil.
--- `now` (epoch seconds) defaults to os.time().
-function _M.parse_retry_after(value, now)
-    if type(value) ~= "string" then return nil end
-    local secs = value:match("^%s*(%d+)%s*$")
-    if secs then return tonumber(secs) end
-    local d, mon, y, hh, mm, ss = value:match("(%d%d?)[ -](%a%a%a)[ -](%d%d%d?%d?) (%d%d):(%d%d):(%d%d)")
-    if not d or not months[mon] then return nil end
-    y = tonumber(y)
-    if y < 100 then y = y + (y < 70 and 2000 or 1900) end
-    local at = days_from_civil(y, months[mon], tonumber(d)) * 86400
-        + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
-    local delta = at - (now or os_time())
-    return delta > 0 and delta or 0
-end
+--- Seconds to wait from a Retry-After value, or nil (leadpipe.gate reads it).
+_M.parse_retry_after = gate.parse_retry_after
 
 -- The key masked as a whole token (see leadpipe.scrub).
 local scrub = scrubber.string
@@ -164,7 +135,7 @@ local function error_from_response(status, headers, body, method, path, key)
         if run.status == "failed" or code == "RUN_FAILED" then kind = "run_failed"
         elseif run.status == "cancelled" or code == "RUN_CANCELLED" then kind = "run_cancelled" end
     end
-    local retry_after = _M.parse_retry_after(headers["retry-after"])
+    local retry_after = gate.parse_retry_after(headers["retry-after"])
     if type(run) == "table" then run = scrubber.deep(run, key) else run = nil end
     return errors.new(kind, clean(message, key, 500) or ("HTTP " .. status), {
         status = status,
@@ -179,14 +150,6 @@ local function error_from_response(status, headers, body, method, path, key)
 end
 
 -- ===== transport =====
-
--- The Retry-After (seconds) of a 429 or 503 that the gate honours, or nil.
-local function gate_delay(self, status, headers)
-    if status ~= 429 and status ~= 503 then return nil end
-    local ra = _M.parse_retry_after(headers and headers["retry-after"])
-    if ra and ra <= self.max_retry_after then return ra end
-end
-
 
 --- cfg: base_url, api_key, host (resolved), timeout, connect_timeout, max_retries,
 -- backoff_base, backoff_max, max_retry_after, max_response, user_agent, verify, logger,
@@ -208,18 +171,9 @@ function _M.new(cfg)
     }, Transport)
     secrets[t] = cfg.api_key
     t.gate = gate.new(cfg.gate, t.origin, cfg.api_key)
-    -- a wire that hears of answers on its own (light threads) shuts the gate at once
-    wire.on_answer = function(status, headers, arrived)
-        local ra = gate_delay(t, status, headers)
-        if ra then t.gate:shut(arrived + ra) end
-    end
-    -- ... and asks before each request leaves it (a request still connecting when the gate
-    -- shut is held back: kind "held")
-    wire.hold = function()
-        return t.host.now() < t.gate:until_at()
-    end
     -- calls with a request on the wire not yet finished (weak: an abandoned call goes)
     t.live = setmetatable({}, { __mode = "k" })
+    gate.attach(t)
     return t
 end
 
@@ -253,43 +207,6 @@ local function closed_error(call)
     })
 end
 
--- Advances the wire, then looks at every call on it whose answer has arrived and was not
--- looked at yet (wire:peek: status and headers, and the arrival time when the wire knows
--- it): notes when it arrived (call.arrived) and shuts the gate for a 429/503's Retry-After
--- from then. While the gate is shut, a call whose request has not gone out yet (its
--- connection is still being made) and that nobody waits for is taken back (wire:recall)
--- and held like a new one: finish() sends it when the gate opens.
-local function sweep(self)
-    local live, wire = self.live, self.wire
-    if not next(live) then return wire:pump() end
-    wire:pump()
-    if not wire.peek then return end
-    local host = self.host
-    for call in pairs(live) do
-        local req = call.req
-        if req and not call.arrived then
-            local ok, status, headers, at = pcall(wire.peek, wire, req)
-            if ok and status then
-                call.arrived = at or host.now()
-                local ra = gate_delay(self, status, headers)
-                if ra then self.gate:shut(call.arrived + ra) end
-            end
-        end
-    end
-    local gate_until = self.gate:until_at()
-    if not wire.recall or host.now() >= gate_until then return end
-    for call in pairs(live) do
-        local req = call.req
-        if req and not call.arrived and not call.waiting then
-            local ok, recalled = pcall(wire.recall, wire, req)
-            if ok and recalled then
-                call.req, live[call], call.gated = nil, nil, true
-                self:log{ type = "gate", method = call.method, path = call.path, until_at = gate_until }
-            end
-        end
-    end
-end
-
 -- The error for a deadline that passed (or would pass) before the call could end.
 local function deadline_error(call)
     return errors.new("timeout", "the deadline passed before the request could end", {
@@ -305,7 +222,7 @@ end
 -- Returns nil, err when the wire refused the request (an error object, never a raise).
 local function send(self, call, waited)
     if self.closed then return nil, closed_error(call) end
-    sweep(self)
+    gate.sweep(self)
     local gate_until = self.gate:until_at()
     if gate_until > (waited or 0) and self.host.now() < gate_until then
         if not call.gated then
@@ -396,7 +313,7 @@ end
 --- Advances every transfer without waiting (lets prefetched pages arrive while the
 -- caller works).
 function Transport:pump()
-    if not self.closed then sweep(self) end
+    if not self.closed then gate.sweep(self) end
 end
 
 -- Delay before the next attempt, or nil when the server asked for more than we allow.
@@ -533,7 +450,7 @@ function Transport:finish(call)
         end
         if err then
             if err.status == 429 or err.status == 503 then call.rate_limited = true end
-            local ra = err.status and gate_delay(self, err.status, headers)
+            local ra = err.status and gate.delay(err.status, headers, self.max_retry_after)
             if ra then self.gate:shut(arrived + ra) end
             local delay = err.retryable and not call.sunk and call.attempt < self.max_retries
                 and backoff(self, call.attempt, err.retry_after)
