@@ -13,4 +13,7 @@ files["examples/neovim/**"] = { read_globals = { vim = vim_rw } }
 files["spec/support/nvim_*.lua"] = { std = "max", read_globals = { vim = vim_rw } }
 files["lua/leadpipe/hosts.lua"] = { read_globals = { "ngx", "vim" } }
 files["lua/leadpipe/wire/cosocket.lua"] = { read_globals = { "ngx" } }
+files["lua/leadpipe/gate.lua"] = { read_globals = { "ngx" } }
+files["lua/leadpipe/cache.lua"] = { read_globals = { "ngx" } }
 files["spec/support/openresty_app.lua"] = { globals = { "ngx" } }
+files["spec/support/openresty_serve.lua"] = { globals = { "ngx" } }

@@ -2,6 +2,9 @@
  * lp_request.c: the request userdata (see lp_request.h).
  *
  *   req:done()      -> boolean
+ *   req:sent()      -> boolean: the request has gone out (libcurl wrote it: its
+ *                      CURLINFO_REQUEST_SIZE is counted), or the transfer is over;
+ *                      false while the connection is still being made
  *   req:read()      -> chunk, status   (stream = true: the body received so far, then
  *                      cleared, so a long body passes through in pieces of at most
  *                      max_response bytes (or one libcurl write, 16 KiB, if more):
@@ -580,6 +583,19 @@ static int lp_request_done(lua_State *L)
     return 1;
 }
 
+static int lp_request_sent(lua_State *L)
+{
+    lp_request_t *r = check_request(L, 1);
+    long size = 0;
+    if (r->state == LP_REQ_RUNNING &&
+        curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &size) == CURLE_OK) {
+        lua_pushboolean(L, size > 0);
+        return 1;
+    }
+    lua_pushboolean(L, r->state == LP_REQ_DONE);
+    return 1;
+}
+
 /* req:response(keep) -> status, headers, body | nil, message, kind. With keep,
  * a non-empty 2xx body (not a stream) is not copied into a string: body is a
  * leadpipe.body that takes the bytes over (lp_body.h; the request keeps none).
@@ -653,6 +669,7 @@ static int lp_request_tostring(lua_State *L)
 
 static const luaL_Reg lp_request_methods[] = {
     {"done", lp_request_done},
+    {"sent", lp_request_sent},
     {"response", lp_request_response},
     {"read", lp_request_read},
     {"close", lp_request_close},

@@ -340,6 +340,25 @@ describe("the luv host", function()
         assert.are.equal("aborted", r2[3])
     end)
 
+    it("ends a read at its deadline: the loop's timer wakes it", function()
+        local client = new_client()
+        local run_id
+        local n, err = 0, nil
+        hosts.run(function()
+            run_id = assert(client:create_run(aud)).id
+            assert(client:wait_run(aud, run_id, { interval = 0.05 }))
+            local it = client:people(aud, run_id, { limit = 50, prefetch = 0, deadline = 1,
+                on_page = function() srv:configure{ latency_ms = 5000 } end })
+            while it() do n = n + 1 end
+        end, function(e)
+            err = e
+            client:close()
+        end)
+        assert.is_true(run_loop(10))
+        assert.are.same({ "timeout", "DEADLINE", 1 }, { err.kind, err.code, err.deadline })
+        assert.are.same({ 50, 50, 50 }, { n, err.rows, err.offset })
+    end)
+
     it("reports a refused connection after its retries, with sockets reused between them", function()
         -- (libuv reports the socket error as EBADF and luv prints that line on stderr)
         local client = leadpipe.new{ api_key = "sk_test", base_url = "http://127.0.0.1:1",

@@ -78,7 +78,7 @@ BENCH_FAST_URL=$fast_url BENCH_SLOW_URL=$slow_url BENCH_API_KEY=$api_key \
 
 # The benchmarks of one part each (hosts, exports), after the side-by-side job.
 if [ "${BENCH_QUICK:-0}" != 1 ]; then
-    for b in bench/openresty.lua bench/export_memory.lua; do
+    for b in bench/openresty.lua bench/serve.lua bench/export_memory.lua; do
         [ -f "$b" ] || continue
         echo
         echo "== $b"

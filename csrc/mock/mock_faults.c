@@ -2,6 +2,8 @@
  * mock_faults.c: fault injection (429 with Retry-After, 5xx, dropped and truncated bodies).
  * A faulted request's fingerprint (method, path, query, Idempotency-Key) is remembered and
  * never faulted again, so a client that retries gets every row exactly once.
+ * It also watches the rate gate: when each 429 went out, and which requests arrived while
+ * its Retry-After held (lpm_stats_t.during_retry_after).
  *
  * License: MIT (see the repository).
  */
@@ -103,3 +105,39 @@ void lpm_fault_reply(lpm_reply_t *r, const lpm_meta_t *m, int kind, int64_t retr
     }
 }
 
+
+/* A request reached the API listener (its head is read): counted when a 429's Retry-After
+ * still held. Takes mu. */
+void lpm_note_arrival(lpm_server_t *s)
+{
+    int64_t now = lpm_mono_ms();
+    int any = 0, late = 0;
+    size_t i;
+    pthread_mutex_lock(&s->mu);
+    for (i = 0; i < LPM_RA_MEMORY; i++) {
+        if (s->ra_sent[i] == 0 || now < s->ra_sent[i] || now >= s->ra_until[i])
+            continue;
+        any = 1;
+        if (now > s->ra_sent[i] + LPM_RA_GRACE_MS)
+            late = 1;
+    }
+    s->stats.during_retry_after_any += (uint64_t)any;
+    s->stats.during_retry_after += (uint64_t)late;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* A faulted reply of `kind` goes out now: a 429 opens a window of retry_after seconds (for
+ * the HTTP-date form too: its date is at least that far). Takes mu. */
+void lpm_note_rate_limit(lpm_server_t *s, int kind, int64_t retry_after)
+{
+    int64_t now;
+    if ((kind != LPM_F_429 && kind != LPM_F_429_DATE) || retry_after <= 0)
+        return;
+    now = lpm_mono_ms();
+    pthread_mutex_lock(&s->mu);
+    s->ra_sent[s->ra_next] = now;
+    s->ra_until[s->ra_next] = now + retry_after * 1000;
+    s->ra_next = (s->ra_next + 1) % LPM_RA_MEMORY;
+    s->stats.rate_limited++;
+    pthread_mutex_unlock(&s->mu);
+}

@@ -27,6 +27,8 @@
 #define LPM_MAX_BODY (64 * 1024)       /* request bodies beyond this get 413 */
 #define LPM_MAX_IDEM_CHARS 120
 #define LPM_FAULT_MEMORY 4096          /* fingerprints of faulted requests kept */
+#define LPM_RA_MEMORY 64               /* 429s whose Retry-After window is remembered */
+#define LPM_RA_GRACE_MS 50             /* see lpm_stats_t.during_retry_after */
 #define LPM_ROW_JSON_GUESS 1100        /* bytes reserved per row of a page */
 #define LPM_CSV_CHUNK_ROWS 256
 #define LPM_STREAM_BLOCK (64 * 1024)   /* bytes libmicrohttpd asks a streamed body for at once */
@@ -85,6 +87,9 @@ struct lpm_server {
     uint64_t faulted[LPM_FAULT_MEMORY];
     size_t nfaulted, faulted_next;
     lpm_stats_t stats;
+    int64_t ra_sent[LPM_RA_MEMORY];  /* monotonic ms a 429 went out (0: none) ... */
+    int64_t ra_until[LPM_RA_MEMORY]; /* ... and when its Retry-After ended */
+    size_t ra_next;
     uint64_t instance;         /* request ids differ between servers */
     int stopping;              /* atomic: cuts latency sleeps short on stop() */
     /* atomic */
@@ -195,6 +200,8 @@ enum MHD_Result lpm_storage_access(void *cls, struct MHD_Connection *c, const ch
 uint64_t lpm_fingerprint(struct MHD_Connection *c, const char *method, const char *url);
 int lpm_decide_fault(lpm_server_t *s, uint64_t fp);
 void lpm_fault_reply(lpm_reply_t *r, const lpm_meta_t *m, int kind, int64_t retry_after);
+void lpm_note_arrival(lpm_server_t *s);
+void lpm_note_rate_limit(lpm_server_t *s, int kind, int64_t retry_after);
 
 #pragma GCC visibility pop
 

@@ -308,6 +308,9 @@ static int lpm_lua_stats(lua_State *L)
     set_count(L, "redirect_requests", st->redirect_requests);
     lua_pushboolean(L, st->redirect_key_seen);
     lua_setfield(L, -2, "redirect_key_seen");
+    set_count(L, "rate_limited", st->rate_limited);
+    set_count(L, "during_retry_after_any", st->during_retry_after_any);
+    set_count(L, "during_retry_after", st->during_retry_after);
     return 1;
 }
 

@@ -230,6 +230,8 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *c, const cha
     int gz, fault = -1;
     (void)version;
 
+    if (*con_cls == NULL)
+        lpm_note_arrival(s);
     if (!lpm_collect(con_cls, upload, upload_size, &ret))
         return ret;
     lpm_reply_init(&r);
@@ -272,6 +274,7 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *c, const cha
         lpm_sleep_ms(latency < 20 ? latency : 20);
         latency -= 20;
     }
+    lpm_note_rate_limit(s, fault, retry_after);
     lpm_count_request(s, rt.ep, r.status);
     return lpm_send_reply(c, &r, gz, &m);
 }
@@ -524,6 +527,7 @@ void lpm_server_reset_stats(lpm_server_t *s)
 {
     pthread_mutex_lock(&s->mu);
     memset(&s->stats, 0, sizeof(s->stats));
+    memset(s->ra_sent, 0, sizeof(s->ra_sent));
     pthread_mutex_unlock(&s->mu);
 }
 

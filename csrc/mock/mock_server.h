@@ -105,6 +105,14 @@ typedef struct {
     uint64_t faults_by_kind[LPM_F_COUNT];
     uint64_t redirect_requests;
     int redirect_key_seen;
+    /* The rate gate a client must keep: 429s sent with a Retry-After, and the API requests
+     * that arrived while one of them held (from when it went out until its Retry-After
+     * seconds had passed), counted once each: any of them, and those that arrived more
+     * than LPM_RA_GRACE_MS after it went out (a request already on its way then is not the
+     * client's fault). */
+    uint64_t rate_limited;
+    uint64_t during_retry_after_any;
+    uint64_t during_retry_after;
 } lpm_stats_t;
 
 /* ===== LIFECYCLE ===== */

@@ -7,8 +7,9 @@
 --   top=<n>                    how many people, 1-100 (default 10)
 --   min_score, max_score, seniority, seniority_at_least, department, country, topic, has
 --                              filters, as in leadpipe.filter.where (lists comma-separated)
--- Answers 200 {"run":..., "matched":n, "people":[...]}, 400 for bad or unknown arguments, 502 when the
--- API fails (or the audience's newest run failed), 504 when a run takes too long.
+-- Answers 200 {"run":..., "matched":n, "people":[...]}, 400 for bad or unknown arguments, 502 when
+-- the API fails (or the audience's newest run failed), 504 when a run takes too long or the
+-- read does not end within DEADLINE seconds.
 --
 -- Runs cost money, so a GET never queues one when it can avoid it: it reads the newest
 -- completed run (remembered per worker for RUN_TTL seconds), waits for a run that is
@@ -19,7 +20,9 @@
 -- One client per nginx worker, made in init_worker_by_lua: its requests go over cosockets
 -- (nginx's resolver, lua_ssl_trusted_certificate and keep-alive pool apply) and every wait
 -- (for the run, between retries, for each page) yields to nginx, so the worker keeps
--- serving other requests meanwhile.
+-- serving other requests meanwhile. The pages of a completed run are read from the API
+-- once and then from `lua_shared_dict leadpipe` (leadpipe.cache.shared), by every worker;
+-- a 429 seen by one worker pauses them all.
 
 -- luacheck: globals ngx (the handler sets ngx.status and response headers)
 
@@ -90,6 +93,7 @@ local function status_for(err)
 end
 
 local RUN_TTL = 300 -- seconds a worker serves the run it found before asking for a newer one
+local DEADLINE = 10 -- seconds a GET may spend reading a run
 
 local client, client_err -- this worker's client
 local latest = {}        -- audience id -> { id =, at = }: the run this worker serves
@@ -97,7 +101,9 @@ local latest = {}        -- audience id -> { id =, at = }: the run this worker s
 --- init_worker_by_lua: makes the worker's client (no request is sent here: cosockets do
 -- not work in that phase).
 function _M.init_worker()
-    local ok, c = pcall(leadpipe.new, { host = "openresty", timeout = 30 })
+    local ok, c = pcall(function()
+        return leadpipe.new{ host = "openresty", timeout = 30, cache = leadpipe.cache.shared("leadpipe") }
+    end)
     if ok then
         client = c
     else
@@ -160,8 +166,8 @@ function _M.handle()
 
     local matched = 0
     local ok, best = pcall(function()
-        local people = client:people(audience, run_id, { limit = 500, filter = pred })
-        local kept = leadpipe.iter.map(people, function(row)
+        local rows = client:people(audience, run_id, { limit = 500, filter = pred, deadline = DEADLINE })
+        local kept = leadpipe.iter.map(rows, function(row)
             matched = matched + 1
             return row
         end)

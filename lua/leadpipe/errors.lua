@@ -15,13 +15,15 @@
 --   method, path the request that failed (path without the query string's secrets: there are none)
 --   attempts     how many times the request was sent
 --   argument     for invalid_argument: the argument at fault; call: for closed, the method
+--   deadline, rows, offset   for code DEADLINE (a call's deadline option ran out): its
+--                seconds, the rows handed out and the offset reached (leadpipe.deadline)
 -- (the LuaLS classes below, leadpipe.ErrorKind and leadpipe.Error, list them all)
 -- It never holds the API key: every field that came from outside (message, code,
 -- request_id, run) is scrubbed (leadpipe.scrub) where http.lua and page.lua build it.
 
 ---@alias leadpipe.ErrorKind
 ---| "network"          # the wire failed (connect, reset, tls, too_large, aborted...: see err.code)
----| "timeout"          # a request or a wait ran out of time (code "timeout", "WAIT_TIMEOUT")
+---| "timeout"          # a request or a wait ran out of time (code "timeout", "WAIT_TIMEOUT", "DEADLINE")
 ---| "http"             # an HTTP status with no kind of its own, or a page that breaks the rules
 ---| "auth"             # HTTP 401 or 403
 ---| "rate_limited"     # HTTP 429 (retry_after says how long the server asked to wait)
@@ -60,6 +62,9 @@
 ---@field argument? string for invalid_argument: the argument or option at fault
 ---@field call? string for closed: the client method that was called
 ---@field where? string for code NOT_IN_COROUTINE: "file:line" of the call
+---@field deadline? number|boolean for code DEADLINE: the call's deadline option (seconds)
+---@field rows? integer for code DEADLINE from pages/people: rows handed out before it passed
+---@field offset? integer for code DEADLINE: the offset the read had reached
 
 local setmetatable, getmetatable = setmetatable, getmetatable
 local tostring, type, error, pcall, xpcall, rawget = tostring, type, error, pcall, xpcall, rawget

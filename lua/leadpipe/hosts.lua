@@ -104,19 +104,28 @@ _M.blocking = {
 -- Bytes move over cosockets (wire/cosocket.lua): a request waits on its own socket in
 -- a light thread, so nothing here polls and the host needs neither wait_io nor io. sleep
 -- (backoff, wait_run) is ngx.sleep, which yields the request's coroutine to nginx's event
--- loop.
+-- loop. nginx times a sleep from its cached clock, which lags while the worker is busy: a
+-- sleep could end that much early on the monotonic clock (now), and a rate gate open
+-- early. So sleep refreshes the cache first and sleeps again for what is left.
 local function openresty()
     local ngx = ngx -- luacheck: ignore (read global only here)
     if type(ngx) ~= "table" or type(ngx.sleep) ~= "function" or type(ngx.socket) ~= "table" then
         return nil, "the openresty host needs ngx.sleep and ngx.socket (run inside OpenResty)"
     end
-    local sleep = ngx.sleep
+    local sleep, update_time, now = ngx.sleep, ngx.update_time, core.now
     return {
         name = "openresty",
         wire = "cosocket",
-        now = core.now,
+        now = now,
         sleep = function(seconds)
-            if seconds > 0 then sleep(seconds) end
+            if seconds <= 0 then return end
+            local t_end = now() + seconds
+            for _ = 1, 10 do
+                if update_time then update_time() end
+                sleep(seconds)
+                seconds = t_end - now()
+                if seconds <= 0 then return end
+            end
         end,
     }
 end

@@ -18,23 +18,28 @@
 -- the same Idempotency-Key on every attempt.
 -- Redirects are followed here, not in curl, and the API key is sent only to the origin of
 -- base_url.
--- The rate gate: a 429/503 with Retry-After pauses every request of the requester until
--- that time (gate_until, host clock): a new send waits for it, and a retry of a request
--- that was already in flight waits for it too, whatever its own response said.
+-- The rate gate (leadpipe.gate: this client's, or the node's in OpenResty): a 429/503 with
+-- Retry-After pauses every request of the requester until that time (host clock), counted
+-- from when the answer reached the client: a new send waits for it, and a retry of a
+-- request that was already in flight waits for it too, whatever its own response said.
+-- Before anything is sent (gate.sweep), every call on the wire whose answer has arrived is
+-- looked at, so a 429 to a page requested ahead shuts the gate at once, not when that
+-- page's turn comes.
 -- Deadlines: spec.deadline (host clock) cuts the wait for the request in flight (the
--- wire drops it) and any backoff or gate wait that would pass it.
+-- wire drops it), caps the transfer's own timeout by what is left, and ends the call at
+-- once when a backoff or gate wait would pass it; an error the deadline caused has
+-- err.deadline = true (leadpipe.deadline turns it into the call's DEADLINE error).
 -- Everything that came from the network is scrubbed (leadpipe.scrub) before it reaches
 -- an error object or a log event; a closed requester answers with kind "closed".
 
 local core = require "leadpipe.core"
 local errors = require "leadpipe.errors"
 local scrubber = require "leadpipe.scrub"
+local gate = require "leadpipe.gate"
 
-local setmetatable, type, tostring, tonumber, pairs, pcall = setmetatable, type, tostring, tonumber,
-    pairs, pcall
+local setmetatable, type, tostring, pairs, pcall = setmetatable, type, tostring, pairs, pcall
 local floor, min, max, random = math.floor, math.min, math.max, math.random
 local concat, sort = table.concat, table.sort
-local os_time = os.time
 
 local _M = { _VERSION = require "leadpipe.version" }
 
@@ -56,6 +61,7 @@ local function origin_of(url)
     end
     return scheme .. "://" .. hostport
 end
+_M.origin_of = origin_of -- (the cache keys pages by origin)
 
 -- Resolves a Location header against the URL it came from.
 local function resolve_location(base, loc)
@@ -88,35 +94,8 @@ local function query_string(q)
     return "?" .. concat(parts, "&")
 end
 
-local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
-                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
-
--- Days since 1970-01-01 of a proleptic Gregorian date (no time zones involved).
-local function days_from_civil(y, m, d)
-    if m <= 2 then y = y - 1 end
-    local era = floor(y / 400)
-    local yoe = y - era * 400
-    local mp = (m + 9) % 12
-    local doy = floor((153 * mp + 2) / 5) + d - 1
-    local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-    return era * 146097 + doe - 719468
-end
-
---- Seconds to wait from a Retry-After value (delta-seconds or an IMF-fixdate), or nil.
--- `now` (epoch seconds) defaults to os.time().
-function _M.parse_retry_after(value, now)
-    if type(value) ~= "string" then return nil end
-    local secs = value:match("^%s*(%d+)%s*$")
-    if secs then return tonumber(secs) end
-    local d, mon, y, hh, mm, ss = value:match("(%d%d?)[ -](%a%a%a)[ -](%d%d%d?%d?) (%d%d):(%d%d):(%d%d)")
-    if not d or not months[mon] then return nil end
-    y = tonumber(y)
-    if y < 100 then y = y + (y < 70 and 2000 or 1900) end
-    local at = days_from_civil(y, months[mon], tonumber(d)) * 86400
-        + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
-    local delta = at - (now or os_time())
-    return delta > 0 and delta or 0
-end
+--- Seconds to wait from a Retry-After value, or nil (leadpipe.gate reads it).
+_M.parse_retry_after = gate.parse_retry_after
 
 -- The key masked as a whole token (see leadpipe.scrub).
 local scrub = scrubber.string
@@ -156,7 +135,7 @@ local function error_from_response(status, headers, body, method, path, key)
         if run.status == "failed" or code == "RUN_FAILED" then kind = "run_failed"
         elseif run.status == "cancelled" or code == "RUN_CANCELLED" then kind = "run_cancelled" end
     end
-    local retry_after = _M.parse_retry_after(headers["retry-after"])
+    local retry_after = gate.parse_retry_after(headers["retry-after"])
     if type(run) == "table" then run = scrubber.deep(run, key) else run = nil end
     return errors.new(kind, clean(message, key, 500) or ("HTTP " .. status), {
         status = status,
@@ -173,8 +152,9 @@ end
 -- ===== requester =====
 
 --- cfg: base_url, api_key, host (resolved), timeout, connect_timeout, max_retries,
--- backoff_base, backoff_max, max_retry_after, max_response, user_agent, verify, logger.
--- The host's `wire` field names the wire (default "curl").
+-- backoff_base, backoff_max, max_retry_after, max_response, user_agent, verify, logger,
+-- gate (nil or leadpipe.gate.shared(...)). The host's `wire` field names the wire
+-- (default "curl").
 function _M.new(cfg)
     local wire = require("leadpipe.wire." .. (cfg.host.wire or "curl")).new(cfg, cfg.host)
     local t = setmetatable({
@@ -186,10 +166,14 @@ function _M.new(cfg)
         backoff_base = cfg.backoff_base,
         backoff_max = cfg.backoff_max,
         max_retry_after = cfg.max_retry_after,
+        timeout = cfg.timeout or 60,
         logger = cfg.logger,
     }, Requester)
     secrets[t] = cfg.api_key
-    t.gate_until = 0
+    t.gate = gate.new(cfg.gate, t.origin, cfg.api_key)
+    -- calls with a request on the wire not yet finished (weak: an abandoned call goes)
+    t.live = setmetatable({}, { __mode = "k" })
+    gate.attach(t)
     return t
 end
 
@@ -223,28 +207,48 @@ local function closed_error(call)
     })
 end
 
+-- The error for a deadline that passed (or would pass) before the call could end.
+local function deadline_error(call)
+    return errors.new("timeout", "the deadline passed before the request could end", {
+        code = "timeout", retryable = true, method = call.method, path = call.path, deadline = true,
+    })
+end
+
 -- Sends one attempt of the call (spec.url, spec.method, spec.body, ...) unless the rate
 -- gate is shut: then the call is marked `gated` and finish() sends it once the gate opens.
+-- The answers already arrived are swept first (a 429 among them shuts the gate now).
 -- `waited` is the gate time the caller already slept until (the host's clock may be a
 -- fake one): only a gate shut later than that holds the call back.
 -- Returns nil, err when the wire refused the request (an error object, never a raise).
 local function send(self, call, waited)
     if self.closed then return nil, closed_error(call) end
-    if self.gate_until > (waited or 0) and self.host.now() < self.gate_until then
+    gate.sweep(self)
+    local gate_until = self.gate:until_at()
+    if gate_until > (waited or 0) and self.host.now() < gate_until then
         if not call.gated then
-            self:log{ type = "gate", method = call.method, path = call.path, until_at = self.gate_until }
+            self:log{ type = "gate", method = call.method, path = call.path, until_at = gate_until }
         end
         call.gated = true
         return true
     end
     call.gated = nil
+    local timeout = call.timeout
+    call.deadline_bound = nil
+    if call.deadline then
+        local left = call.deadline - self.host.now()
+        if left <= 0 then return nil, deadline_error(call) end
+        -- the transfer's own timeout (libcurl's, the cosockets') ends by the deadline too
+        if left < (timeout or self.timeout) then
+            timeout, call.deadline_bound = max(left, 0.001), true
+        end
+    end
     local headers = { accept = "application/json" }
     if call.body then headers["content-type"] = "application/json" end
     if call.idempotency_key then headers["idempotency-key"] = call.idempotency_key end
     if origin_of(call.url) == self.origin then headers["x-api-key"] = secrets[self] end
     local ok, req = pcall(self.wire.send, self.wire, {
         method = call.method, url = call.url, headers = headers, body = call.body,
-        stream = call.sink and true or nil, timeout = call.timeout,
+        stream = call.sink and true or nil, timeout = timeout,
     })
     if not ok then
         call.req = nil
@@ -254,28 +258,23 @@ local function send(self, call, waited)
         })
     end
     call.req = req
+    call.arrived = nil
+    self.live[call] = true
     call.started = self.host.now()
     self:log{ type = "send", method = call.method, path = call.path, attempt = call.attempt }
     return true
 end
 
--- Shuts the rate gate for `seconds` from now (it only ever moves later).
--- `from`: when the client learnt of the Retry-After (the response's arrival).
-local function shut_gate(self, seconds, from)
-    local t = from + seconds
-    if t > self.gate_until then self.gate_until = t end
-end
-
 --- Starts a call: { method=, path=, query=, body=, idempotency_key=, raw=, deadline=,
--- decode=, sink=, timeout= }. The first attempt is on the wire when this returns (unless
+-- decode=, sink=, timeout=, keep_body= }. The first attempt is on the wire when this returns (unless
 -- the rate gate is shut: then finish() sends it when the gate opens); nothing waits.
 -- `decode(body)` replaces core.decode for a 2xx body (value, ... | nil, msg; finish
 -- returns up to five values after the value). Before a 2xx body is decoded, finish calls
 -- call.on_arrival() once when the caller set it, and a call that met a 429 or 503 has
--- call.rate_limited set. With sink = function(chunk) -> true|nil, the body of a 200 goes to
--- it piece by piece (finish then returns status, headers, nil) and is never held whole;
--- once a piece has gone to the sink the call is not retried. timeout: seconds for the
--- whole transfer.
+-- call.rate_limited set. With keep_body, the 2xx body (a string) stays in call.body. With
+-- sink = function(chunk) -> true|nil, the body of a 200 goes to it piece by piece (finish
+-- then returns status, headers, nil) and is never held whole; once a piece has gone to the
+-- sink the call is not retried. timeout: seconds for the whole transfer.
 function Requester:start(spec)
     local call
     call = {
@@ -290,6 +289,7 @@ function Requester:start(spec)
         body = spec.body,
         idempotency_key = spec.idempotency_key,
         raw = spec.raw,
+        keep_body = spec.keep_body,
         decode = spec.decode,
         deadline = spec.deadline,
         attempt = 0,
@@ -303,6 +303,7 @@ end
 --- Drops a call that is no longer wanted (a prefetched page, an abandoned iterator).
 function Requester:cancel(call)
     call.gated = nil
+    self.live[call] = nil
     if call.req then
         if not self.closed then self.wire:cancel(call.req) end
         call.req = nil
@@ -312,7 +313,7 @@ end
 --- Advances every transfer without waiting (lets prefetched pages arrive while the
 -- caller works).
 function Requester:pump()
-    if not self.closed then self.wire:pump() end
+    if not self.closed then gate.sweep(self) end
 end
 
 -- Delay before the next attempt, or nil when the server asked for more than we allow.
@@ -325,18 +326,11 @@ local function backoff(self, attempt, retry_after)
     return d / 2 + random() * d / 2
 end
 
--- The error for a deadline that passed (or would pass) before the call could end.
-local function deadline_error(call)
-    return errors.new("timeout", "the deadline passed before the request could end", {
-        code = "timeout", retryable = true, method = call.method, path = call.path,
-    })
-end
-
 -- Waits until the rate gate opens, then sends a gated call. Returns true, or nil, err.
 local function send_when_open(self, call)
     while call.gated do
         if self.closed then return nil, closed_error(call) end
-        local target = self.gate_until
+        local target = self.gate:until_at()
         local wait = target - self.host.now()
         if call.deadline and self.host.now() + max(wait, 0) >= call.deadline then
             call.gated = nil
@@ -378,11 +372,13 @@ function Requester:finish(call)
             })
         end
         local status, headers, body
+        call.waiting = true -- (never recalled by a sweep meanwhile)
         if call.sink and self.wire.stream then
             status, headers, body = self.wire:stream(req, call.sink, call.deadline)
         else
             -- a 2xx body to decode may stay in the wire's memory (keep): see release()
-            status, headers, body = self.wire:wait(req, call.deadline, not (call.raw or call.sink))
+            status, headers, body = self.wire:wait(req, call.deadline,
+                not (call.raw or call.sink or call.keep_body))
             if call.sink and status == 200 then
                 if call.sink(body) then
                     body = ""
@@ -391,14 +387,20 @@ function Requester:finish(call)
                 end
             end
         end
-        call.req = nil
+        call.req, call.waiting = nil, nil
+        self.live[call] = nil
         if self.closed then
             release(body)
             return nil, closed_error(call)
         end
-        local arrived = self.host.now()
+        -- a sweep may have seen it arrive earlier (the gate is never shut later than that)
+        local arrived = call.arrived or self.host.now()
+        call.arrived = nil
         local err
-        if not status then
+        if not status and body == "held" then
+            -- the wire held it back: the gate shut before it went out (sent when it opens)
+            call.gated = true
+        elseif not status then
             local message, kind = headers, body
             -- kind "host": the host cannot do I/O here (an nginx phase without cosockets)
             local ekind = (kind == "timeout" or kind == "host") and kind or "network"
@@ -408,6 +410,10 @@ function Requester:finish(call)
                 method = call.method,
                 path = call.path,
             })
+            if kind == "timeout" and call.deadline
+                and (call.deadline_bound or self.host.now() >= call.deadline) then
+                err.deadline = true
+            end
         elseif status >= 300 and status < 400 and headers.location and call.redirects < 5 then
             call.redirects = call.redirects + 1
             call.url = resolve_location(call.url, headers.location)
@@ -427,6 +433,7 @@ function Requester:finish(call)
                 call.on_arrival = nil
                 on_arrival()
             end
+            if call.keep_body then call.body = body end
             local data, derr, e2, e3, e4, e5 = (call.decode or core.decode)(body)
             release(body)
             if data then
@@ -443,18 +450,21 @@ function Requester:finish(call)
         end
         if err then
             if err.status == 429 or err.status == 503 then call.rate_limited = true end
-            if err.retry_after and (err.status == 429 or err.status == 503)
-                and err.retry_after <= self.max_retry_after then
-                shut_gate(self, err.retry_after, arrived)
-            end
+            local ra = err.status and gate.delay(err.status, headers, self.max_retry_after)
+            if ra then self.gate:shut(arrived + ra) end
             local delay = err.retryable and not call.sunk and call.attempt < self.max_retries
                 and backoff(self, call.attempt, err.retry_after)
             if delay then
+                local now = self.host.now()
+                -- a Retry-After counts from the answer's arrival (a sweep may have seen it
+                -- long before this call's turn came)
+                if err.retry_after then delay = max(0, delay - (now - arrived)) end
                 -- a request that was in flight when the gate shut is not re-sent early
-                delay = max(delay, self.gate_until - self.host.now())
+                delay = max(delay, self.gate:until_at() - now)
             end
+            if err.deadline then delay = nil end
             if delay and call.deadline and self.host.now() + delay >= call.deadline then
-                delay = nil
+                delay, err.deadline = nil, true
             end
             if not delay then
                 self:log{ type = "error", at = arrived, method = call.method, path = call.path,
@@ -468,7 +478,7 @@ function Requester:finish(call)
                       status = err.status,
                       message = err.message, attempt = call.attempt, delay = delay,
                       retry_after = err.retry_after, code = err.code, request_id = err.request_id }
-            local target = self.gate_until
+            local target = self.gate:until_at()
             self.host.sleep(delay)
             call.attempt = call.attempt + 1
             local sok, serr = send(self, call, target)

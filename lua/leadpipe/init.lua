@@ -14,6 +14,8 @@ local hosts = require "leadpipe.hosts"
 local filter = require "leadpipe.filter"
 local iter = require "leadpipe.iter"
 local path = require "leadpipe.path"
+local cache = require "leadpipe.cache"
+local gate = require "leadpipe.gate"
 
 --- The leadpipe module.
 ---@class leadpipe
@@ -39,6 +41,11 @@ _M.errors = errors
 _M.hosts = hosts
 _M.filter = filter
 _M.iter = iter
+--- leadpipe.cache.memory{...}, leadpipe.cache.shared(dict_name): the cache of completed
+--- runs' pages (leadpipe.new{ cache = }).
+_M.cache = { memory = cache.memory, shared = cache.shared }
+--- leadpipe.gate.shared(dict_name): a node-wide rate gate (leadpipe.new{ gate = }).
+_M.gate = { shared = gate.shared }
 _M.path = path
 --- get(row, path) -> value | nil: nil-safe dotted path access (leadpipe.path.get).
 _M.get = path.get

@@ -174,7 +174,10 @@ end
 --- Counts of requests by endpoint and status, connections, runs, faults and the export
 --- listener: { requests = { [endpoint] = { [status] = n } }, connections =, runs_created =,
 --- idempotency_keys =, faults =, faults_by_kind = { [kind] = n }, redirect_requests =,
---- redirect_key_seen = }. Still readable after stop().
+--- redirect_key_seen =, rate_limited =, during_retry_after =, during_retry_after_any = }.
+--- rate_limited: 429s sent with a Retry-After; during_retry_after: API requests that arrived
+--- more than 50 ms after one of them went out and before its Retry-After seconds had passed
+--- (_any: from the moment it went out). Still readable after stop().
 ---@return table stats
 function Server:stats()
     return self._ud:stats()

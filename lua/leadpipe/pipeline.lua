@@ -12,6 +12,7 @@ local core = require "leadpipe.core"
 local errors = require "leadpipe.errors"
 local args = require "leadpipe.args"
 local window = require "leadpipe.window"
+local deadline_mod = require "leadpipe.deadline"
 local base = require "leadpipe.client.base"
 local waiting = require "leadpipe.client.waiting"
 
@@ -66,6 +67,8 @@ local function page_iterator(self, aud, run_id, o, fname)
     local seen = { filtered = o.native ~= nil, raw = o.raw }
     local done = false
     local inflight = {} -- { offset =, limit =, call =, sent = }, in offset order
+    -- the deadline of the whole read; rows handed out (people() counts its own)
+    local at, progress = deadline_mod.at(host, o.deadline), o.progress or { rows = 0 }
 
     local decode
     local decode_page = core.decode_page
@@ -102,7 +105,7 @@ local function page_iterator(self, aud, run_id, o, fname)
         while #inflight < room and ahead < total do
             inflight[#inflight + 1] = {
                 offset = ahead, limit = limit, sent = now(),
-                call = start_page(self, aud, run_id, limit, ahead, decode),
+                call = start_page(self, aud, run_id, limit, ahead, decode, at),
             }
             ahead = ahead + limit
         end
@@ -130,8 +133,8 @@ local function page_iterator(self, aud, run_id, o, fname)
 
     local function fetch_at(offset, lim, deadline)
         local sent = now()
-        return finish_slot(start_page(self, aud, run_id, lim, offset, decode, deadline), offset, lim,
-            sent, true)
+        return finish_slot(start_page(self, aud, run_id, lim, offset, decode,
+            deadline_mod.earlier(deadline, at)), offset, lim, sent, true)
     end
 
     -- An empty page before total (EMPTY_PAGE, retryable) is asked for again with backoff,
@@ -142,7 +145,9 @@ local function page_iterator(self, aud, run_id, o, fname)
             and not self.closed do
             tries = tries + 1
             local d = min(requester.backoff_max, requester.backoff_base * 2 ^ (tries - 1))
-            host.sleep(d / 2 + random() * d / 2)
+            d = d / 2 + random() * d / 2
+            if at and now() + d >= at then break end -- (no backoff past the deadline)
+            host.sleep(d)
             page, err = fetch_at(offset, lim)
         end
         if not page and err.code == "EMPTY_PAGE" then
@@ -166,7 +171,7 @@ local function page_iterator(self, aud, run_id, o, fname)
         local page, err = poll_until_complete(self, function(deadline)
             if self.closed then return nil, closed(fname) end
             return fetch_at(next_offset, limit, deadline)
-        end, run_id, o)
+        end, run_id, o, at)
         return settle(page, err, next_offset, limit)
     end
 
@@ -191,7 +196,7 @@ local function page_iterator(self, aud, run_id, o, fname)
             local lim = min(limit, head.offset - next_offset)
             insert(inflight, 1, {
                 offset = next_offset, limit = lim, sent = now(),
-                call = start_page(self, aud, run_id, lim, next_offset, decode),
+                call = start_page(self, aud, run_id, lim, next_offset, decode, at),
             })
         end
     end
@@ -201,6 +206,8 @@ local function page_iterator(self, aud, run_id, o, fname)
         local page, err
         if self.closed then
             err = closed(fname)
+        elseif at and now() >= at then
+            err = deadline_mod.error(fname, o.deadline, progress.rows, next_offset)
         elseif total == nil then
             page, err = first_page()
         else
@@ -214,6 +221,9 @@ local function page_iterator(self, aud, run_id, o, fname)
         if not page then
             done = true
             drop_inflight()
+            if deadline_mod.passed(err, at, now()) then
+                err = deadline_mod.error(fname, o.deadline, progress.rows, next_offset, err)
+            end
             error(err, 0)
         end
         local is_first = total == nil
@@ -229,7 +239,11 @@ local function page_iterator(self, aud, run_id, o, fname)
         else
             fill_gap()
         end
+        if not o.progress then progress.rows = progress.rows + #page.results end
         left_at = now()
+        -- requests sent while this page was decoded go out (and answers come in) before
+        -- the caller's own work holds the wire
+        requester:pump()
         return page
     end
 

@@ -28,6 +28,8 @@
 ---@field wait_timeout? number default timeout of wait_run and of waiting iterators (default 600)
 ---@field poll_interval? number first wait between polls of a pending run, seconds (default 1)
 ---@field max_poll_interval? number longest wait between polls, seconds (default 10)
+---@field cache? table leadpipe.cache.memory{...} or leadpipe.cache.shared(...): completed runs' pages
+---@field gate? table leadpipe.gate.shared(dict_name): the rate gate of every worker of the node
 
 --- What the logger option receives; never holds the API key.
 ---@class leadpipe.LogEvent
@@ -143,12 +145,14 @@
 ---@class leadpipe.ResultsOpts
 ---@field limit? integer 1..500 (default 100)
 ---@field offset? integer default 0
+---@field deadline? number seconds for the whole call, retries included (kind "timeout", code "DEADLINE")
 
 ---@class leadpipe.WaitOpts
 ---@field timeout? number seconds to wait (default the client's wait_timeout)
 ---@field interval? number first wait between polls (default the client's poll_interval)
 ---@field max_interval? number longest wait between polls (default the client's max_poll_interval)
 ---@field on_poll? fun(page: leadpipe.Page) called with each pending page
+---@field deadline? number seconds for the whole call: waits, pages, retries (kind "timeout", code "DEADLINE")
 
 ---@class leadpipe.PagesOpts: leadpipe.WaitOpts
 ---@field limit? integer rows per page, 1..500 (default 100)

@@ -1,12 +1,13 @@
 -- spec/support/openresty.lua: a real nginx (Debian's nginx + libnginx-mod-http-lua) for the
 -- cosocket wire's specs and benchmark. Writes a temporary prefix with an nginx.conf,
--- a test CA and a server certificate (openssl), starts nginx with one worker on free
--- loopback ports, and stops it.
+-- a test CA and a server certificate (openssl), starts nginx with one worker (or
+-- opts.workers) on free loopback ports, and stops it.
 --
 --   local openresty = require "spec.support.openresty"
 --   local ok, why = openresty.available()          -- false, reason when nginx cannot run
---   local ngx_srv = openresty.start{ mock = srv, run = run_id }
---   ngx_srv.url        http://127.0.0.1:PORT      (handlers: spec/support/openresty_app.lua)
+--   local ngx_srv = openresty.start{ mock = srv, run = run_id, workers = 2 }
+--   ngx_srv.url        http://127.0.0.1:PORT      (handlers: spec/support/openresty_app.lua;
+--                                                  /serve/*: spec/support/openresty_serve.lua)
 --   ngx_srv.tls_url    https://127.0.0.1:PORT2    (nginx terminating TLS in front of the fake)
 --   ngx_srv:stop()
 -- The Lua modules come from ./lua and the core from ./build/jit (make build LUA_VERSION=jit).
@@ -72,7 +73,7 @@ local function make_certs(dir)
 end
 
 local CONF = [[
-${user}worker_processes 1;
+${user}worker_processes ${workers};
 daemon on;
 master_process on;
 error_log logs/error.log warn;
@@ -96,13 +97,14 @@ http {
     lua_package_path "${lua_path}";
     lua_package_cpath "${root}/build/jit/?.so;;";
     lua_shared_dict results 1m;
+    lua_shared_dict leadpipe ${dict_size};
     lua_socket_log_errors off;
 
     init_by_lua_block { require("spec.support.openresty_app").init() }
     init_worker_by_lua_block { require("spec.support.openresty_app").init_worker() }
 
     server {
-        listen 127.0.0.1:${port};
+        listen 127.0.0.1:${port}${reuseport};
         default_type application/json;
 
         location = /ping { content_by_lua_block { ngx.say("pong") } }
@@ -150,6 +152,7 @@ http {
             content_by_lua_block { require("spec.support.openresty_app").runs() }
         }
         location = /runs { content_by_lua_block { require("spec.support.openresty_app").runs() } }
+        location /serve/ { content_by_lua_block { require("spec.support.openresty_serve").handle() } }
     }
 
     server {
@@ -203,7 +206,8 @@ local function started(self, env)
     return false
 end
 
---- Starts nginx. opts: mock (a leadpipe.mock server), audience, run (a completed run id).
+--- Starts nginx. opts: mock (a leadpipe.mock server), audience, run (a completed run id),
+-- workers (1), dict_size (of lua_shared_dict leadpipe, "8m").
 -- Raises when nginx does not start (its error log in the message).
 function _M.start(opts)
     local prefix = os.tmpname()
@@ -225,6 +229,9 @@ function _M.start(opts)
         write(prefix .. "/nginx.conf", fill(CONF, {
             modules = MODULES, root = root, prefix = prefix, port = port, tls_port = tls_port,
             mock_port = srv.port, user = is_root() and "user root;\n" or "",
+            workers = opts.workers or 1, dict_size = opts.dict_size or "8m",
+            -- several workers: the kernel spreads connections over them
+            reuseport = (opts.workers or 1) > 1 and " reuseport" or "",
             -- resty.core (which the lua module loads first) is in /usr/share/lua/5.1
             lua_path = table.concat({ root .. "/lua/?.lua", root .. "/lua/?/init.lua", root .. "/?.lua",
                 prefix .. "/?.lua", "/usr/share/lua/5.1/?.lua", "/usr/share/lua/5.1/?/init.lua", ";" }, ";"),

@@ -67,11 +67,15 @@ function Client:latest_run(aud, opts)
     if not o then return nil, err end
     err = check_id(fname, "audience_id", aud) or check_enum(fname, "status", o.status, RUN_STATUSES)
     if err then return nil, err end
+    local cache = self.cache -- (keeps the answer latest_run_ttl seconds, when set)
+    local kept = cache and cache:latest_run(aud, o.status)
+    if kept then return kept end
     local runs
     runs, err = self:list_runs(aud, { limit = 100 })
     if not runs then return nil, err end
     for _, run in ipairs(runs) do
         if type(run) == "table" and (o.status == nil or run.status == o.status) then
+            if cache then cache:put_latest_run(aud, o.status, run) end
             return run
         end
     end

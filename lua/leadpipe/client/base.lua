@@ -14,6 +14,7 @@ local errors = require "leadpipe.errors"
 local args = require "leadpipe.args"
 local page_mod = require "leadpipe.page"
 local shape = require "leadpipe.shape"
+local cache_mod = require "leadpipe.cache"
 
 local type, getmetatable = type, getmetatable
 
@@ -94,13 +95,23 @@ end
 
 -- Puts the request for a results page on the wire (it never waits). `decode` replaces
 -- core.decode for the body; `deadline` (host clock) cuts a wait for it.
+-- With a cache (leadpipe.cache), a page of a completed run it holds is taken from it (no
+-- request), and the body of a page read from the wire is kept for finish_page to store.
 function _M.start_page(self, aud, run_id, limit, offset, decode, deadline)
-    return self.requester:start{
+    local cache = self.cache
+    if cache then
+        local body = cache:page(aud, run_id, limit, offset)
+        if body then return { cached = body, decode = decode } end
+    end
+    local call = self.requester:start{
         path = _M.run_path(aud, run_id) .. "/results",
         query = { limit = limit, offset = offset },
         decode = decode,
         deadline = deadline,
+        keep_body = cache and true or nil,
     }
+    if cache then call.aud, call.run_id = aud, run_id end
+    return call
 end
 
 -- Finishes a results call and checks the page invariants (leadpipe.page); `seen` is what
@@ -111,7 +122,12 @@ end
 -- (then page.results holds just those), how many it kept.
 function _M.finish_page(self, call, limit, offset, seen)
     local requester = self.requester
-    local status, headers, body, nrows, nkept, ids, dup_row, dup_of = requester:finish(call)
+    local status, headers, body, nrows, nkept, ids, dup_row, dup_of
+    if call.cached then
+        status, headers, body, nrows, nkept, ids, dup_row, dup_of = cache_mod.response(call)
+    else
+        status, headers, body, nrows, nkept, ids, dup_row, dup_of = requester:finish(call)
+    end
     if not status then
         if seen and headers.kind == "decode" then
             headers.message = "results page at offset " .. offset .. ": " .. headers.message
@@ -130,6 +146,9 @@ function _M.finish_page(self, call, limit, offset, seen)
     page.kept = paged and seen.filtered and nkept or nil
     if seen and page.state == "completed" then
         seen.total, seen.ids = page.total, paged and ids or lua_ids
+    end
+    if call.body and status == 200 and page.state == "completed" then
+        self.cache:put_page(call.aud, call.run_id, limit, offset, call.body)
     end
     return page
 end

@@ -14,6 +14,7 @@ local args = require "leadpipe.args"
 local errors = require "leadpipe.errors"
 local base = require "leadpipe.client.base"
 local waiting = require "leadpipe.client.waiting"
+local deadline_mod = require "leadpipe.deadline"
 
 local type, tostring, tonumber, pcall = type, tostring, tonumber, pcall
 local io_open, os_remove, os_rename = io.open, os.remove, os.rename
@@ -51,12 +52,21 @@ end
 ---@class leadpipe.Client
 local Client = base.Client
 
--- Fetches with fetch() -> { state =, ... } | nil, err until it is completed (wait) or
--- once (not_ready while pending).
-local function fetch_completed(self, run_id, o, fetch, what)
-    if o.wait then return poll(self, fetch, run_id, o) end
-    local r, err = fetch()
-    if r and r.state ~= "completed" then return nil, not_ready(run_id, r.state, what) end
+-- Fetches with fetch(deadline, at) -> { state =, ... } | nil, err until it is completed
+-- (wait) or once (not_ready while pending), within o.deadline seconds when given.
+-- deadline: the wait's (its timeout, or at); at: the call's own (o.deadline), or nil.
+local function fetch_completed(self, fname, run_id, o, fetch, what)
+    local at = deadline_mod.at(self.host, o.deadline)
+    local r, err
+    if o.wait then
+        r, err = poll(self, function(deadline) return fetch(deadline, at) end, run_id, o, at)
+    else
+        r, err = fetch(at, at)
+        if r and r.state ~= "completed" then r, err = nil, not_ready(run_id, r.state, what) end
+    end
+    if not r and deadline_mod.passed(err, at, self.host.now()) then
+        err = deadline_mod.error(fname, o.deadline, nil, nil, err)
+    end
     return r, err
 end
 
@@ -83,8 +93,9 @@ function Client:stats(aud, run_id, opts)
     err = check_common(fname, aud, run_id, o)
     if err then return nil, err end
     local r
-    r, err = fetch_completed(self, run_id, o, function()
-        local status, headers, body = self.requester:request{ path = run_path(aud, run_id) .. "/stats" }
+    r, err = fetch_completed(self, fname, run_id, o, function(deadline)
+        local status, headers, body = self.requester:request{ path = run_path(aud, run_id) .. "/stats",
+                                                              deadline = deadline }
         if status == 202 then
             local state, run = pending_state(body)
             return { state = state, run = run }
@@ -181,10 +192,11 @@ function Client:export_csv(aud, run_id, opts)
         return false
     end
     local r
-    r, err = fetch_completed(self, run_id, o, function()
+    -- (a long export is not cut by the wait's timeout: only by its own deadline)
+    r, err = fetch_completed(self, fname, run_id, o, function(_, at)
         local status, headers, body = self.requester:request{
             path = run_path(aud, run_id) .. "/export.csv", sink = sink,
-            timeout = EXPORT_TRANSFER_TIMEOUT,
+            timeout = EXPORT_TRANSFER_TIMEOUT, deadline = at,
         }
         if not status then return nil, sink_err or headers end
         if status == 202 then return { state = pending_state(body) } end

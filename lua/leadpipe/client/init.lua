@@ -13,6 +13,8 @@ local http = require "leadpipe.http"
 local hosts = require "leadpipe.hosts"
 local args = require "leadpipe.args"
 local base = require "leadpipe.client.base"
+local cache_mod = require "leadpipe.cache"
+local gate = require "leadpipe.gate"
 require "leadpipe.client.runs"
 require "leadpipe.client.waiting"
 require "leadpipe.client.results"
@@ -44,7 +46,7 @@ local Client = base.Client
 local NEW_OPTS = set{
     "api_key", "base_url", "timeout", "connect_timeout", "max_retries", "user_agent", "host",
     "backoff_base", "backoff_max", "max_retry_after", "max_response", "verify", "logger",
-    "wait_timeout", "poll_interval", "max_poll_interval", "allow_insecure_http",
+    "wait_timeout", "poll_interval", "max_poll_interval", "allow_insecure_http", "cache", "gate",
 }
 
 local function raise(err, level)
@@ -94,7 +96,8 @@ function _M.new(opts)
         check_number(fname, "max_poll_interval", o.max_poll_interval, 0.001, 3600),
         check_function(fname, "logger", o.logger),
         check_text(fname, "user_agent", o.user_agent, 200),
-        check_boolean(fname, "verify", o.verify))
+        check_boolean(fname, "verify", o.verify),
+        cache_mod.check(fname, "cache", o.cache), gate.check(fname, "gate", o.gate))
     if err then raise(err, 2) end
     local host, herr = hosts.resolve(o.host)
     if not host then raise(invalid(fname, "host", herr), 2) end
@@ -121,6 +124,8 @@ function _M.new(opts)
         user_agent = ua,
         verify = o.verify ~= false,
         logger = o.logger,
+        -- a shared cache's dict holds the node's gate too, unless one is named
+        gate = o.gate or (o.cache and o.cache.gate),
     })
     if not ok then
         -- a wire that cannot load or start (an unknown wire, no memory): never a raw raise
@@ -137,6 +142,7 @@ function _M.new(opts)
         poll_interval = o.poll_interval or 1,
         max_poll_interval = o.max_poll_interval or 10,
         requester = requester,
+        cache = cache_mod.bind(o.cache, http.origin_of(base_url), api_key),
         -- the page lists in flight of this client's live pipelines (leadpipe.pipeline)
         pipelines = setmetatable({}, { __mode = "k" }),
     }, Client)

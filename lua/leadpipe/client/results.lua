@@ -10,6 +10,7 @@ local json = require "leadpipe.json"
 local base = require "leadpipe.client.base"
 local waiting = require "leadpipe.client.waiting"
 local pipeline = require "leadpipe.pipeline"
+local deadline_mod = require "leadpipe.deadline"
 
 local setmetatable, type, tostring, pairs, pcall = setmetatable, type, tostring, pairs, pcall
 -- Every raise here is of an error object: errors.raise makes it printable on PUC Lua 5.1 too.
@@ -17,8 +18,8 @@ local error = errors.raise
 
 local _M = { _VERSION = require "leadpipe.version" }
 
-local invalid, check_int, check_function, set, closed =
-    args.invalid, args.check_int, args.check_function, args.set, args.closed
+local invalid, check_int, check_number, check_function, set, closed =
+    args.invalid, args.check_int, args.check_number, args.check_function, args.set, args.closed
 local enter, check_page_args, start_page, finish_page =
     base.enter, base.check_page_args, base.start_page, base.finish_page
 local check_wait_opts, with_wait_opts = waiting.check_wait_opts, waiting.with_wait_opts
@@ -27,7 +28,7 @@ local page_iterator = pipeline.page_iterator
 ---@class leadpipe.Client
 local Client = base.Client
 
-local RESULTS_OPTS = set{ "limit", "offset" }
+local RESULTS_OPTS = set{ "limit", "offset", "deadline" }
 
 --- client:results(audience_id, run_id, { limit = 100, offset = 0 }) -> page | nil, err
 --- page = { state = "queued"|"running"|"completed", run, results, total, limit, offset }.
@@ -41,10 +42,16 @@ function Client:results(aud, run_id, opts)
     local fname = "results"
     local o, err = enter(self, fname, opts, RESULTS_OPTS)
     if not o then return nil, err end
-    err = check_page_args(fname, aud, run_id, o)
+    err = check_page_args(fname, aud, run_id, o) or check_number(fname, "deadline", o.deadline, 0.001)
     if err then return nil, err end
     local limit, offset = o.limit or 100, o.offset or 0
-    return finish_page(self, start_page(self, aud, run_id, limit, offset), limit, offset)
+    local at = deadline_mod.at(self.host, o.deadline)
+    local page
+    page, err = finish_page(self, start_page(self, aud, run_id, limit, offset, nil, at), limit, offset)
+    if not page and deadline_mod.passed(err, at, self.host.now()) then
+        err = deadline_mod.error(fname, o.deadline, nil, offset, err)
+    end
+    return page, err
 end
 
 local PAGES_NAMES = { "limit", "offset", "wait", "prefetch" }
@@ -155,7 +162,8 @@ function Client:people(aud, run_id, opts)
     if not ok then error(native, 2) end
     -- raw rows come from core.decode_page when the core has it, else they are encoded here
     local raw = o.raw and core.decode_page ~= nil
-    local page_opts = { native = native, raw = raw }
+    local progress = { rows = 0 } -- rows handed out, for a deadline error
+    local page_opts = { native = native, raw = raw, progress = progress }
     for k in pairs(PAGES_OPTS) do page_opts[k] = o[k] end
     local pages, _, _, closer = page_iterator(self, aud, run_id, page_opts, fname)
     local on_page, pred = o.on_page, o.filter
@@ -173,7 +181,10 @@ function Client:people(aud, run_id, opts)
                 else
                     -- let prefetched pages arrive while the caller works on rows
                     if i % 128 == 0 then requester:pump() end
-                    if not pred or pred(row) then return row end
+                    if not pred or pred(row) then
+                        progress.rows = progress.rows + 1
+                        return row
+                    end
                 end
             else
                 local page = pages()

@@ -5,6 +5,7 @@
 local errors = require "leadpipe.errors"
 local args = require "leadpipe.args"
 local base = require "leadpipe.client.base"
+local deadline_mod = require "leadpipe.deadline"
 
 local tostring = tostring
 local min = math.min
@@ -21,14 +22,15 @@ local enter, check_run_ids, fetch_page = base.enter, base.check_run_ids, base.fe
 ---@param fetch fun(deadline: number): table|nil, leadpipe.Error|nil a page ({ state =, run = }) or nil, err
 ---@param run_id string for the timeout's message
 ---@param o leadpipe.WaitOpts checked options
+---@param at? number the call's own deadline (leadpipe.deadline), when it comes before the timeout
 ---@return table|nil page the completed page
 ---@return leadpipe.Error|nil err
-function _M.poll_until_complete(self, fetch, run_id, o)
+function _M.poll_until_complete(self, fetch, run_id, o, at)
     local host = self.host
     local timeout = o.timeout or self.wait_timeout
     local interval = o.interval or self.poll_interval
     local max_interval = o.max_interval or self.max_poll_interval
-    local deadline = host.now() + timeout
+    local deadline = deadline_mod.earlier(host.now() + timeout, at)
     local state = "pending"
     while true do
         local p, err = fetch(deadline)
@@ -48,7 +50,7 @@ function _M.poll_until_complete(self, fetch, run_id, o)
 end
 local poll_until_complete = _M.poll_until_complete
 
-local WAIT_NAMES = { "timeout", "interval", "max_interval", "on_poll" }
+local WAIT_NAMES = { "timeout", "interval", "max_interval", "on_poll", "deadline" }
 --- The set of the wait options' names plus `extra` (for args.check_opts).
 ---@param extra string[] the other options of the call
 ---@return table<string, true> names
@@ -66,6 +68,7 @@ local WAIT_OPTS = _M.with_wait_opts({})
 ---@return leadpipe.Error|nil err
 function _M.check_wait_opts(fname, o)
     return first(check_number(fname, "timeout", o.timeout, 0),
+        check_number(fname, "deadline", o.deadline, 0.001),
         check_number(fname, "interval", o.interval, 0.001),
         check_number(fname, "max_interval", o.max_interval, 0.001),
         check_function(fname, "on_poll", o.on_poll))
@@ -76,7 +79,8 @@ local check_wait_opts = _M.check_wait_opts
 local Client = base.Client
 
 --- client:wait_run(audience_id, run_id, { timeout = 600, interval = 1, max_interval = 10,
----  on_poll = function(page) end }) -> completed run | nil, err
+---  on_poll = function(page) end, deadline = }) -> completed run | nil, err
+--- deadline: seconds for the whole call (kind "timeout", code "DEADLINE").
 ---@param aud string audience id (UUID)
 ---@param run_id string run id (UUID)
 ---@param opts? leadpipe.WaitOpts
@@ -89,11 +93,15 @@ function Client:wait_run(aud, run_id, opts)
     err = check_run_ids(fname, aud, run_id) or check_wait_opts(fname, o)
     if err then return nil, err end
     local p
+    local at = deadline_mod.at(self.host, o.deadline)
     p, err = poll_until_complete(self, function(deadline)
         if self.closed then return nil, closed(fname) end
         return fetch_page(self, aud, run_id, 1, 0, deadline)
-    end, run_id, o)
-    if not p then return nil, err end
+    end, run_id, o, at)
+    if not p then
+        if deadline_mod.passed(err, at, self.host.now()) then err = deadline_mod.error(fname, o.deadline) end
+        return nil, err
+    end
     return p.run
 end
 

@@ -14,9 +14,13 @@
 --   time      connect_timeout for the connect and the TLS handshake; `timeout` bounds the
 --             whole exchange (like libcurl's), enforced before every socket operation
 -- Each request runs in its own light thread (ngx.thread.spawn) started by send, so pages
--- requested ahead travel while the caller works; wait is ngx.thread.wait, cancel is
--- ngx.thread.kill. send and wait for one request must run in the same request context and
--- the same coroutine (nginx lets only a thread's parent wait on it or kill it).
+-- requested ahead travel while the caller works; when its answer is in, the thread calls
+-- wire.on_answer(status, headers, arrived) if the caller set it (http.lua: the rate gate),
+-- and just before it sends, wire.hold(): when that says true (the gate is shut) nothing is
+-- sent and wait answers nil, message, "held" (http.lua sends the call again when it opens).
+-- wait is ngx.thread.wait, cancel is ngx.thread.kill. send and wait for one request must
+-- run in the same request context and the same coroutine (nginx lets only a thread's parent
+-- wait on it or kill it).
 -- Cosockets exist only in some nginx phases: send checks ngx.get_phase() first, and in the
 -- others (init, init_worker, set, header_filter, body_filter, log, ...) the request fails
 -- with kind "host" and a message naming the phase, before anything is sent. A client may be
@@ -122,8 +126,16 @@ local function exchange(self, h)
         if not sock then return nil, reused, kind end
         local left = deadline - now()
         local ok, err
+        -- the caller's rate gate may have shut while this thread connected
+        local hold = self.hold
+        if hold and hold() then
+            if not sock:setkeepalive() then sock:close() end -- unused: back to the pool
+            h.sock = nil
+            return nil, "held back by the rate gate before it was sent", "held"
+        end
         if left > 0 then
             sock:settimeout(floor(left * 1000) + 1)
+            h.sent = true -- (recall no longer takes it back)
             ok, err = sock:send(request)
         else
             err = "timeout"
@@ -160,6 +172,12 @@ local function run(self, h)
     local ok, status, headers, body = pcall(exchange, self, h)
     h.done = true
     if not ok then return nil, "cosocket wire: " .. tostring(status), "network" end
+    if status then -- for peek
+        h.status, h.headers, h.arrived = status, headers, self.host.now()
+        -- the caller learns of it at once, even while its own coroutine waits elsewhere
+        local on_answer = self.on_answer
+        if on_answer then pcall(on_answer, status, headers, h.arrived) end
+    end
     return status, headers, body
 end
 
@@ -269,6 +287,21 @@ function Wire:wait(h, deadline)
     end
     yield_if_busy(ngx)
     return res[3], res[4], res[5]
+end
+
+-- The answer's status and headers once its thread has read it (see wire/curl.lua).
+function Wire.peek(_, h)
+    if h.done and h.status then return h.status, h.headers, h.arrived end
+end
+
+-- Takes back a request whose thread has not sent it yet (still connecting); only the
+-- thread's parent may kill it, so elsewhere the request goes on (false).
+function Wire:recall(h)
+    if h.sent or h.done or not h.thread then return false end
+    local ok, killed = pcall(ngx_api.thread.kill, h.thread)
+    if not ok or not killed then return false end
+    drop(self, h, "aborted: taken back before it was sent", "aborted")
+    return true
 end
 
 function Wire:cancel(h)

@@ -15,6 +15,13 @@
 --   wire:cancel(handle)   drops a request that is no longer wanted; idempotent
 --   wire:pump()           advances transfers without waiting (prefetched pages arrive)
 --   wire:close()          drops everything in flight; idempotent
+-- and, so that a 429 to a request sent ahead is seen before anything else is sent:
+--   wire:peek(handle) -> status, headers [, arrived]   once the answer is in, without
+--                                  consuming it (wait still returns it); nil before, or
+--                                  for a failed transfer; arrived: host clock, when known
+--   wire:recall(handle) -> true    the request had not gone out yet (its connection was
+--                                  still being made) and is now dropped; false: it is on
+--                                  its way (or could not be taken back) and goes on
 -- and, for bodies too large to hold (export.csv), optionally:
 --   wire:send{ ..., stream = true, timeout = seconds } then
 --   wire:stream(handle, sink, deadline) -> like wait, but the body of a 200 goes to
@@ -253,6 +260,24 @@ function Wire:stream(req, sink, deadline)
         end
         if not idle(self, req, deadline) then return nil, DEADLINE, "timeout" end
     end
+end
+
+function Wire.peek(_, req)
+    if not req:done() then return nil end
+    -- the status alone for a 2xx (read() leaves a body that is not streamed where it is;
+    -- response(true) would move it out); the headers (Retry-After) of any other answer,
+    -- whose small body response() copies
+    local _, code = req:read()
+    if code == 0 then return nil end
+    if code >= 200 and code < 300 then return code, {} end
+    local status, headers = req:response()
+    if status then return status, headers end
+end
+
+function Wire:recall(req)
+    if req:sent() then return false end
+    self:cancel(req)
+    return true
 end
 
 function Wire:cancel(req)
