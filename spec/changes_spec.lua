@@ -48,6 +48,9 @@ for _, seed in ipairs({ 1, 2, 9 }) do
         teardown(function()
             client:close()
             srv:stop()
+            -- busted keeps the blocks until the run ends: let the rows go now
+            srv, client, rows = nil, nil, nil
+            collectgarbage()
         end)
 
         it("finds exactly who was added, removed and changed from one day to the next", function()
@@ -124,6 +127,9 @@ describe("client:changes()", function()
     teardown(function()
         client:close()
         srv:stop()
+        -- busted keeps the blocks until the run ends: let the rows go now
+        srv, client, rows, exp12 = nil, nil, nil, nil
+        collectgarbage()
     end)
     after_each(function()
         srv:configure{ faults = false }

@@ -5,7 +5,10 @@
 # Usage: run-specs.sh BUSTED-COMMAND...   (LUA_PATH/LUA_CPATH set by the Makefile)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-"$@" -o TAP spec 2>&1 | tee "$log"
+# The specs that run lua-luv's default loop (process-wide state that the other specs' clients
+# and servers can leave in a state it does not expect) get a busted process of their own.
+"$@" -o TAP --exclude-pattern=luv_spec spec 2>&1 | tee "$log"
+"$@" -o TAP --pattern=luv_spec spec 2>&1 | tee -a "$log"
 passed=$(grep -c '^ok [0-9]' "$log" | tr -d ' ')
 skipped=$(grep -c '^ok [0-9].*# SKIP' "$log" | tr -d ' ')
 failed=$(grep -c '^not ok [0-9]' "$log" | tr -d ' ')

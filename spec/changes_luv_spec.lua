@@ -60,7 +60,7 @@ describe("client:changes() on the luv host", function()
         assert.is_false(ok)
         assert.is_true(leadpipe.is_error(err))
         assert.are.equal("NOT_IN_COROUTINE", err.code)
-        assert.is_truthy(err.where:find("changes_hosts_spec.lua", 1, true), err.where) -- the caller's line
+        assert.is_truthy(err.where:find("changes_luv_spec.lua", 1, true), err.where) -- the caller's line
         local runs, lerr = client:latest_runs(mock.AUDIENCE.daily)
         assert.is_nil(runs)
         assert.are.equal(lerr.kind, err.kind)
