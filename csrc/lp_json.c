@@ -413,7 +413,8 @@ static void push_ids(lua_State *L, lp_sj_ids_t *ids, const char *prev, size_t np
     size_t i, j = 0;
     uint32_t dup_row = 0, dup_of = 0;
     luaL_Buffer b;
-    qsort(ids->ids, ids->n, sizeof(lp_row_id_t), cmp_row_id);
+    if (ids->n > 1) /* (no ids: the array may be NULL, which qsort must not get) */
+        qsort(ids->ids, ids->n, sizeof(lp_row_id_t), cmp_row_id);
     for (i = 0; i < ids->n; i++) {
         uint64_t h = ids->ids[i].hash, q = 0;
         uint32_t row = ids->ids[i].row;
