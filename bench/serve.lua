@@ -43,14 +43,6 @@ local function cpu_of(pid)
     return (tonumber(fields[12]) + tonumber(fields[13])) / 100
 end
 
-local function requests_of(srv)
-    local n = 0
-    for _, by_status in pairs(srv:stats().requests) do
-        for _, k in pairs(by_status) do n = n + k end
-    end
-    return n
-end
-
 -- Keeps `concurrency` GETs of url_of(i) in flight for `seconds` (then lets the last ones end);
 -- check(status, body) says whether an answer is right. -> requests/s, right, wrong
 local function load(url_of, concurrency, seconds, check, on_tick)
@@ -132,7 +124,7 @@ do
         rates[cache] = rate
         print(("1. cache %-6s: %7.0f requests/s at concurrency %d over %d s (%d right, %d wrong),"
             .. " %d requests reached the API; worker CPU %.0f%%, %.2f ms per request")
-            :format(cache, rate, CONCURRENCY, SECONDS, right, wrong, requests_of(srv), busy * 100,
+            :format(cache, rate, CONCURRENCY, SECONDS, right, wrong, srv:requests_seen(), busy * 100,
             busy / rate * 1000))
     end
     for _, cache in ipairs({ "memory", "shared" }) do
@@ -155,10 +147,10 @@ do
     end
     srv:reset_stats()
     local t1, n1 = read()
-    local sent1 = requests_of(srv)
+    local sent1 = srv:requests_seen()
     srv:reset_stats()
     local t2, n2 = read()
-    local sent2 = requests_of(srv)
+    local sent2 = srv:requests_seen()
     local x = t1 / t2
     print(("2. %d rows with where (%d kept): first read %.3f s (%d requests), second %.3f s"
         .. " (%d requests), %.1fx (target >= 5x and no request: %s); cache %.1f MB")

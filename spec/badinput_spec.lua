@@ -14,14 +14,6 @@ local NAN, INF = 0 / 0, math.huge
 -- Ids that are not UUIDs.
 local BAD_IDS = { 5, "x", "8c4a1f52-3b9e-4d1a-9f0e-2b7c6d5e4f3", AUD .. "\n", "../../admin", {}, true }
 
-local function total_requests(srv)
-    local n = 0
-    for _, by_status in pairs(srv:stats().requests) do
-        for _, c in pairs(by_status) do n = n + c end
-    end
-    return n
-end
-
 -- Runs f; returns the error it raised or returned second.
 local function outcome(f)
     local ok, a, b = pcall(f)
@@ -186,7 +178,7 @@ describe("bad inputs", function()
 
     for _, k in ipairs(cases) do
         it(k.fname .. ": " .. k.label .. " is invalid_argument, naming it, with no request", function()
-            local before = total_requests(srv)
+            local before = srv:requests_seen()
             local err = outcome(function() return k.f(srv, client) end)
             assert.is_true(leadpipe.is_error(err), "not an error object: " .. tostring(err))
             assert.are.equal("invalid_argument", err.kind)
@@ -196,7 +188,7 @@ describe("bad inputs", function()
             assert.is_true(#msg > #k.fname + #k.arg + 8, "no rule in: " .. msg)
             assert.is_nil(msg:find("%.lua:%d+:"), msg)
             assert.is_nil(msg:find("bad argument", 1, true), msg)
-            assert.are.equal(before, total_requests(srv))
+            assert.are.equal(before, srv:requests_seen())
         end)
     end
 
@@ -221,13 +213,13 @@ describe("bad inputs", function()
             it(fname .. " on a closed client is kind closed and sends nothing", function()
                 client:close()
                 client:close()
-                local before = total_requests(srv)
+                local before = srv:requests_seen()
                 local err = outcome(function() return call(client) end)
                 assert.is_true(leadpipe.is_error(err), tostring(err))
                 assert.are.equal("closed", err.kind)
                 assert.are.equal(fname, err.call)
                 assert.truthy(err.message:find(fname, 1, true))
-                assert.are.equal(before, total_requests(srv))
+                assert.are.equal(before, srv:requests_seen())
             end)
         end
 

@@ -12,24 +12,14 @@ local fake = require "spec.support.fake_client"
 local DAILY = mock.AUDIENCE.daily
 local FIELDS = { "intent.score", "jobTitle", "seniority", "company.name" }
 
-local function total_requests(srv, endpoint)
-    local n = 0
-    for ep, by_status in pairs(srv:stats().requests) do
-        if endpoint == nil or ep == endpoint then
-            for _, c in pairs(by_status) do n = n + c end
-        end
-    end
-    return n
-end
-
 -- The error a changes() loop raises at its first step.
 -- The server's request count once it has stopped moving (a request an earlier test left on
 -- the wire may still be arriving, on a slow build such as ASan's); bounded at 1 s.
 local function settled_requests(srv)
-    local n = total_requests(srv)
+    local n = srv:requests_seen()
     for _ = 1, 20 do
         core.sleep(0.05)
-        local m = total_requests(srv)
+        local m = srv:requests_seen()
         if m == n then return n end
         n = m
     end
@@ -235,7 +225,7 @@ describe("client:changes()", function()
                 assert.are.equal(c[3], err.argument)
                 assert.is_truthy(err.message:find(c[4], 1, true), err.message)
             end
-            assert.are.equal(before, total_requests(srv))
+            assert.are.equal(before, srv:requests_seen())
         end)
 
         it("refuses failed and cancelled runs before any page is read", function()
@@ -253,7 +243,7 @@ describe("client:changes()", function()
             assert(client:cancel_run(DAILY, q.id))
             err = first_error(client:changes(DAILY, day2, q.id))
             assert.are.equal("run_cancelled", err.kind)
-            assert.are.equal(0, total_requests(srv, "results"))
+            assert.are.equal(0, srv:requests_seen("results"))
         end)
 
         it("refuses a pending run unless told to wait, then waits for it", function()
@@ -264,7 +254,7 @@ describe("client:changes()", function()
             local err = first_error(client:changes(DAILY, day3, q.id))
             assert.are.equal("not_ready", err.kind)
             assert.is_true(err.retryable)
-            assert.are.equal(0, total_requests(srv, "results"))
+            assert.are.equal(0, srv:requests_seen("results"))
             local polls = 0
             local got, counts = ref.collect(client:changes(DAILY, day3, q.id, { wait = true, interval = 0.05,
                 on_poll = function() polls = polls + 1 end }))

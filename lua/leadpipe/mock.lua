@@ -183,6 +183,19 @@ function Server:stats()
     return self._ud:stats()
 end
 
+--- The API requests the server has seen (of one endpoint of stats().requests, or all).
+---@param endpoint? string e.g. "results"
+---@return integer n
+function Server:requests_seen(endpoint)
+    local n = 0
+    for ep, by_status in pairs(self._ud:stats().requests) do
+        if endpoint == nil or ep == endpoint then
+            for _, c in pairs(by_status) do n = n + c end
+        end
+    end
+    return n
+end
+
 --- Changes faults, latency_ms, queued_ms, running_ms or gzip while running.
 --- `faults = false` turns injection off. Raises on bad options.
 ---@param opts leadpipe.mock.Config
