@@ -1,12 +1,17 @@
 /*
- * lp_inflate.c: core.inflate(data [, max_size]), gzip or zlib data to a string.
+ * lp_inflate.c: core.inflate(data [, max_size [, as_body]]), gzip or zlib data to
+ * a string (or a body).
  *
- *   core.inflate(data [, max_size]) -> string
+ *   core.inflate(data [, max_size [, as_body]]) -> string | body
  *                                    | nil, "inflate: <reason>", kind
  *       data       a gzip member (or several, concatenated) or a zlib stream; the
  *                  format is detected from the header (zlib's windowBits 15 + 32)
  *       max_size   bytes of output allowed (default 256 MiB); more is refused with
  *                  kind "too_large", so a small bomb cannot fill the memory
+ *       as_body    true: the output stays in C memory as a leadpipe.body (lp_body.h)
+ *                  that the decoders read in place, instead of being copied into a
+ *                  Lua string (a page of a few hundred KiB would cost LuaJIT's
+ *                  allocator an mmap and munmap each time)
  *       kind       "too_large", or "data" for corrupt, truncated or trailing data
  *   Raises on a bad argument and "out of memory" when an allocation fails.
  *
@@ -22,6 +27,7 @@
 
 #include <zlib.h>
 
+#include "lp_body.h"
 #include "lp_buffer.h"
 #include "lp_inflate.h"
 
@@ -70,8 +76,9 @@ static int lp_inflate(lua_State *L)
     lp_inflate_t *z;
     unsigned char chunk[LP_INFLATE_CHUNK];
 
+    int as_body = lua_toboolean(L, 3);
     luaL_argcheck(L, max >= 0, 2, "max_size must be >= 0");
-    lua_settop(L, 2);
+    lua_settop(L, 3);
     z = (lp_inflate_t *)lua_newuserdata(L, sizeof *z);
     memset(z, 0, sizeof *z);
     lp_buffer_init(&z->out);
@@ -83,6 +90,15 @@ static int lp_inflate(lua_State *L)
     z->active = 1;
     if (len == 0)
         return inflate_fail(L, z, "no data", "data");
+    if (len >= 18 && (unsigned char)data[0] == 0x1f) {
+        /* a gzip member ends with its size mod 2^32: room for it (and a decoder's
+         * padding) at once, when it is within max_size; a wrong hint costs only
+         * the reallocations it would have saved */
+        const unsigned char *t = (const unsigned char *)data + len - 4;
+        size_t hint = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
+        if ((lua_Integer)hint <= max)
+            (void)lp_buffer_reserve(&z->out, hint + LP_BODY_PAD);
+    }
 
     for (;;) {
         int rc;
@@ -142,6 +158,12 @@ static int lp_inflate(lua_State *L)
         if (rc == Z_MEM_ERROR)
             return luaL_error(L, "out of memory");
         return inflate_fail(L, z, z->zs.msg ? z->zs.msg : zError(rc), "data");
+    }
+    if (as_body) {
+        inflateEnd(&z->zs);
+        z->active = 0;
+        lp_body_push(L, &z->out); /* takes the bytes; raises with z->out kept (the __gc frees it) */
+        return 1;
     }
     lua_pushlstring(L, z->out.data ? z->out.data : "", z->out.len);
     inflate_release(z);

@@ -50,6 +50,32 @@ describe("core.inflate()", function()
         assert.are.equal(text, core.inflate(data))
     end)
 
+    it("leaves the output in C memory as a body when asked, which the decoders read in place", function()
+        local body = core.inflate(GZIP, nil, true)
+        assert.are.equal("userdata", type(body))
+        assert.are.equal(7, #body)
+        assert.are.same({ a = 1 }, core.decode(body))
+        body:close()
+        assert.are.equal(0, #body)
+        local rows = {}
+        for i = 1, 3000 do rows[i] = ('{"hashedEmail":"h%d","intent":{"score":%d}}'):format(i, i % 100) end
+        local text = '{"data":{"total":3000,"results":[' .. table.concat(rows, ",") .. "]}}"
+        local data = gzip(text)
+        if not data then return pending("no gzip command") end
+        local big = core.inflate(data, nil, true)
+        assert.are.equal(#text, #big)
+        if core.decode_page then
+            local _, n, k = core.decode_page(big, core.where{ min_score = 50 }, "count")
+            assert.are.same({ 3000, 1500 }, { n, k })
+        end
+        assert.are.same(core.decode(text), core.decode(big))
+        big:close()
+        -- the size cap and bad data are refused the same way
+        assert.are.same({ nil, "inflate: output larger than 4 bytes", "too_large" },
+            { core.inflate(GZIP, 4, true) })
+        assert.are.equal("data", select(3, core.inflate(GZIP:sub(1, -3), nil, true)))
+    end)
+
     it("refuses output over the cap with kind too_large", function()
         local data = gzip(("\0"):rep(1024 * 1024))
         if not data then return pending("no gzip command") end

@@ -249,6 +249,7 @@ local function send(self, call, waited)
     local ok, req = pcall(self.wire.send, self.wire, {
         method = call.method, url = call.url, headers = headers, body = call.body,
         stream = call.sink and true or nil, timeout = timeout,
+        keep = not (call.raw or call.sink or call.keep_body),
     })
     if not ok then
         call.req = nil
@@ -378,7 +379,7 @@ function Requester:finish(call)
         else
             -- a 2xx body to decode may stay in the wire's memory (keep): see release()
             status, headers, body = self.wire:wait(req, call.deadline,
-                not (call.raw or call.sink or call.keep_body))
+                not (call.raw or call.sink or call.keep_body)) -- (the keep of send too)
             if call.sink and status == 200 then
                 if call.sink(body) then
                     body = ""

@@ -144,6 +144,7 @@ local function exchange(self, h)
         if ok then
             status, headers, body, keepalive = http1.read_response(sock, {
                 method = spec.method, max_response = self.max_response, deadline = deadline, now = now,
+                keep = spec.keep,
             })
             if not status then err, kind, received = headers, body, keepalive end
         else

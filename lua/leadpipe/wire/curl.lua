@@ -4,7 +4,9 @@
 -- (host.wire, default "curl"). Every wire has the same five methods, so retries,
 -- redirects, key scoping and error objects stay one piece of code above it (see
 -- wire/cosocket.lua for the OpenResty one):
---   wire:send{ method=, url=, headers=, body= } -> handle    on the wire when it returns
+--   wire:send{ method=, url=, headers=, body=, keep= } -> handle   on the wire when it
+--                                  returns (keep: what wait's keep will be, for a wire
+--                                  that reads the answer before wait is called)
 --   wire:wait(handle, deadline, keep) -> status, headers, body (headers: lower-case names;
 --                                  keep: a 2xx body may stay in C memory, a
 --                                  leadpipe.body that core.decode reads in place;

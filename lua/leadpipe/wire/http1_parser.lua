@@ -304,7 +304,9 @@ local function token_list_has(value, token)
 end
 
 --- Reads one response from a cosocket-like object.
--- opts: method (HEAD has no body), max_response (bytes), deadline and now (optional).
+-- opts: method (HEAD has no body), max_response (bytes), deadline and now (optional), keep
+-- (a gzip 2xx body is inflated into a leadpipe.body, C memory the decoders read in place,
+-- instead of a Lua string: see wire/curl.lua's wait).
 -- -> status, headers, body, keepalive | nil, message, kind, bytes_received
 -- `keepalive` is true when the connection may carry another request.
 function _M.read_response(sock, opts)
@@ -353,7 +355,7 @@ function _M.read_response(sock, opts)
     if enc and body ~= "" then
         enc = lower(match(enc, "^%s*(.-)%s*$"))
         if enc == "gzip" or enc == "x-gzip" or enc == "deflate" then
-            local out, ierr, ikind = core.inflate(body, max)
+            local out, ierr, ikind = core.inflate(body, max, opts.keep and status >= 200 and status < 300)
             if not out then
                 if ikind == "too_large" then
                     return nil, "response too large: the decoded body exceeds max_response ("
@@ -361,7 +363,7 @@ function _M.read_response(sock, opts)
                 end
                 return nil, "bad gzip body: " .. ierr, "network", r.received
             end
-            body = out
+            body = #out > 0 and out or ""
         elseif enc ~= "identity" then
             return nil, "unsupported content-encoding " .. enc, "network", r.received
         end
