@@ -466,8 +466,8 @@ static int build_protected(lua_State *L)
         lp_sj_ids_t ids = { NULL, 0 };
         size_t nprev = 0;
         const char *prev = lua_tolstring(L, 6, &nprev);
-        lp_sj_push_page(L, p->sj, 2, 7, lp_where_opt(L, 3), lua_toboolean(L, 4), &nrows, &nkept,
-                        &ids);
+        lp_sj_push_page(L, p->sj, 2, 7, lp_where_opt(L, 3), (int)lua_tointeger(L, 4), &nrows,
+                        &nkept, &ids);
         lua_pushinteger(L, nrows);
         lua_pushinteger(L, nkept);
         push_ids(L, &ids, prev, prev != NULL ? nprev / 8 : 0);
@@ -534,7 +534,7 @@ static void build_call(lua_State *L, int pi, int pred, int raw, int page, int pr
         lua_pushvalue(L, pred);
     else
         lua_pushnil(L);
-    lua_pushboolean(L, raw);
+    lua_pushinteger(L, raw);
     lua_pushboolean(L, page);
     if (prev != 0)
         lua_pushvalue(L, prev);
@@ -587,10 +587,24 @@ static int lp_json_decode(lua_State *L)
     return 1;
 }
 
+/* The mode argument of decode_page: nil or false (rows as tables), true (rows
+ * as JSON text) or "count" (rows counted, none built). */
+static int page_mode(lua_State *L, int i)
+{
+    if (lua_type(L, i) == LUA_TSTRING) {
+        if (strcmp(lua_tostring(L, i), "count") != 0)
+            luaL_argerror(L, i, "must be a boolean or \"count\"");
+        return LP_PAGE_COUNT;
+    }
+    return lua_toboolean(L, i) ? LP_PAGE_RAW : LP_PAGE_TABLES;
+}
+
 /* core.decode_page(text, pred, raw, prev) -> value, nrows, nkept, ids, dup_row, dup_of
  *                                         | nil, "decode: <reason>".
- * pred: a core.where() predicate or nil (keep every row); raw: kept rows as
- * JSON text; prev: the ids of the page before (a string from an earlier call)
+ * pred: a core.where() predicate or nil (keep every row); raw: true for kept
+ * rows as JSON text, "count" to build no row that is an object (nkept counts
+ * them; results holds only rows that are not objects, for the page rules to
+ * refuse); prev: the ids of the page before (a string from an earlier call)
  * or nil. ids: this page's rows' ids (hashes of hashedEmail, every row, kept or
  * not); dup_row, dup_of: the first row whose hashedEmail repeats one of row
  * dup_of on this page, or (dup_of 0) one of the page before; nil, nil when none.
@@ -598,9 +612,10 @@ static int lp_json_decode(lua_State *L)
  * prev not a string. */
 static int lp_json_decode_page(lua_State *L)
 {
-    int n;
+    int n, mode;
     check_text(L);
     lp_where_opt(L, 2);
+    mode = page_mode(L, 3);
     if (!lua_isnoneornil(L, 4))
         luaL_checktype(L, 4, LUA_TSTRING);
     lua_settop(L, 4);
@@ -615,7 +630,7 @@ static int lp_json_decode_page(lua_State *L)
         lua_settop(L, 1);
         return decode_fail(L, "simdjson rejects this text");
     }
-    build_call(L, 5, lua_isnil(L, 2) ? 0 : 2, lua_toboolean(L, 3), 1, lua_isnil(L, 4) ? 0 : 4);
+    build_call(L, 5, lua_isnil(L, 2) ? 0 : 2, mode, 1, lua_isnil(L, 4) ? 0 : 4);
     if (lua_isnil(L, -6))
         return decode_fail(L, "the document is null");
     return 6;

@@ -664,7 +664,7 @@ void raw_value(luaL_Buffer *B, element e)
 
 struct lp_page {
     const lp_where_t *pred;
-    int raw;
+    int raw; /* LP_PAGE_TABLES, LP_PAGE_RAW or LP_PAGE_COUNT */
     lua_Integer nrows, nkept;
     lp_sj_ids_t *ids; /* NULL: no row ids wanted */
     element email;    /* the hashedEmail of the row push_object built last (LP_ROW) */
@@ -873,7 +873,8 @@ void push_results(const lp_build &b, array a)
     }
     /* Rows are looked over before they are built when a predicate decides which are
      * built, or when raw rows need their ids; else the ids come from the build. */
-    bool look = pg->pred != nullptr || (pg->ids != nullptr && pg->raw);
+    bool count = pg->raw == LP_PAGE_COUNT;
+    bool look = pg->pred != nullptr || count || (pg->ids != nullptr && pg->raw);
     bool ids_in_build = pg->ids != nullptr && !look;
     for (element x : a) {
         /* A row that is not an object is always built: the Lua layer must see it to
@@ -898,11 +899,13 @@ void push_results(const lp_build &b, array a)
     }
     pg->nrows = n;
     pg->nkept = kept;
-    lua_createtable(L, (int)kept, 0);
+    lua_createtable(L, count ? 0 : (int)kept, 0);
     n = 0;
     for (element x : a) {
         bool k = true;
         n++;
+        if (count && x.type() == element_type::OBJECT)
+            continue; /* counted, never built */
         if (n <= LP_KEEP_MEMO) {
             k = keep[n - 1] != 0;
         } else if (pg->pred != nullptr && x.type() == element_type::OBJECT) {
@@ -918,7 +921,7 @@ void push_results(const lp_build &b, array a)
             continue;
         if (is_null(x)) {
             lua_pushboolean(L, 0);
-        } else if (pg->raw) {
+        } else if (pg->raw == LP_PAGE_RAW) {
             luaL_Buffer B;
             luaL_buffinit(L, &B);
             raw_value(&B, x);

@@ -74,11 +74,18 @@ LP_PRIVATE void lp_sj_push(lua_State *L, lp_sj_t *sj, int array_mt, int cache);
 /* Pushes the last parsed document like lp_sj_push, except that the rows of
  * data.results (when the document is an object whose data is an object
  * whose results is an array) are filtered by pred (NULL keeps all) and, when
- * raw is set, pushed as compact JSON strings. *nrows gets the rows on the
+ * raw is LP_PAGE_RAW, pushed as compact JSON strings; when raw is
+ * LP_PAGE_COUNT, rows that are objects are only looked at and counted (none is
+ * built; a row that is not an object is still built, for the page rules to
+ * refuse). *nrows gets the rows on the
  * page (elements of results; a null one is built as false, so that the page
  * rules refuse it) and *nkept those kept; both are 0 when
  * there is no such array. With ids not NULL, it also gets the ids of every
  * row of the page, kept or not (lp_sj_ids_t). */
+#define LP_PAGE_TABLES 0
+#define LP_PAGE_RAW 1
+#define LP_PAGE_COUNT 2
+
 LP_PRIVATE void lp_sj_push_page(lua_State *L, lp_sj_t *sj, int array_mt, int cache,
                                 const lp_where_t *pred, int raw, lua_Integer *nrows,
                                 lua_Integer *nkept, lp_sj_ids_t *ids);

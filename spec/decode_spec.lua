@@ -432,6 +432,17 @@ describe("core.decode_page()", function()
         assert_same(want, page.data.results, name .. ": kept rows")
         page.data.results = rows
         assert_same(full, page, name .. ": envelope")
+        -- "count": the same counts and ids, and only the rows that are not objects built
+        local counted, cn, ck, cids = core.decode_page(body, c.native, "count")
+        local _, _, _, ids = core.decode_page(body, c.native)
+        assert.are.equal(nrows, cn, name .. ": count mode rows")
+        assert.are.equal(nkept, ck, name .. ": count mode kept")
+        assert.are.equal(ids, cids, name .. ": count mode ids")
+        local odd = setmetatable({}, array_mt)
+        for _, row in ipairs(rows) do
+            if not (type(row) == "table" and getmetatable(row) ~= array_mt) then odd[#odd + 1] = row end
+        end
+        assert_same(odd, counted.data.results, name .. ": count mode builds only rows that are not objects")
         local raw, rn, rk = core.decode_page(body, c.native, true)
         assert.are.equal(nrows, rn)
         assert.are.equal(nkept, rk)
@@ -477,6 +488,38 @@ describe("core.decode_page()", function()
         end)
         filter.ranks = old
         assert(ok, err)
+    end)
+
+    it("counts without building, with or without a predicate, and checks repeats the same way", function()
+        if not need_page() then return end
+        local v, nrows, nkept = core.decode_page(AWKWARD, nil, "count")
+        assert.are.equal(19, nrows)
+        assert.are.equal(19, nkept)
+        -- only the rows that are not objects (the null one as false): the page rules refuse them
+        local odd = setmetatable({}, array_mt)
+        for _, row in ipairs(core.decode_cjson(AWKWARD, true).data.results) do
+            if type(row) ~= "table" or getmetatable(row) == array_mt then odd[#odd + 1] = row end
+        end
+        assert.is_true(#odd >= 1)
+        assert_same(odd, v.data.results)
+        assert.are.equal(false, v.data.results[1])
+        local page = '{"data":{"results":[{"hashedEmail":"a","intent":{"score":90}},'
+            .. '{"hashedEmail":"b","intent":{"score":10}},{"hashedEmail":"a","intent":{"score":95}}]}}'
+        for _, pred in ipairs{ false, core.where{ min_score = 50 } } do
+            local p, n, k, ids, dup_row, dup_of = core.decode_page(page, pred or nil, "count")
+            assert.are.equal(3, n)
+            assert.are.equal(pred and 2 or 3, k)
+            assert.are.equal(0, #p.data.results)
+            local _, _, _, built_ids, built_dup, built_of = core.decode_page(page, pred or nil)
+            assert.are.equal(built_ids, ids)
+            assert.are.same({ 3, 1 }, { dup_row, dup_of })
+            assert.are.same({ built_dup, built_of }, { dup_row, dup_of })
+        end
+        local first = '{"data":{"results":[{"hashedEmail":"x"}]}}'
+        local _, _, _, ids = core.decode_page(first, nil, "count")
+        local _, _, _, _, dup_row, dup_of = core.decode_page(first, nil, "count", ids)
+        assert.are.same({ 1, 0 }, { dup_row, dup_of })
+        assert.has_error(function() core.decode_page(first, nil, "rows") end)
     end)
 
     it("counts rows and keeps all of them without a predicate", function()

@@ -168,6 +168,38 @@ describe("hostile server", function()
         end)
     end
 
+    -- client:count reads the same pages without building rows (decode_page's "count"): each
+    -- broken answer ends it with the same error as people()
+    for _, case in ipairs(BROKEN) do
+        local scen, opts, kind, code = case[1], case[2], case[3], case[4]
+        if not (opts and opts.raw) then
+            it(("ends client:count on '%s'%s with the same error"):format(scen,
+                opts and opts.where and " (where counted in the decoder)" or ""), function()
+                local c = client_for(scen)
+                local ok, err = pcall(c.count, c, AUD, RUN, opts)
+                c:close()
+                assert.is_false(ok, "count read a broken run: " .. tostring(err))
+                assert_error(err, kind, code)
+            end)
+        end
+    end
+
+    it("counts a well-formed run and short pages exactly, with where or a filter", function()
+        for _, scen in ipairs{ "good", "short_all" } do
+            for _, prefetch in ipairs{ 0, 4 } do
+                local c = client_for(scen)
+                assert.are.same({ TOTAL, TOTAL }, { c:count(AUD, RUN, { limit = 100, prefetch = prefetch }) })
+                -- these rows have no score: where counts none; a filter function sees built rows
+                assert.are.same({ 0, TOTAL },
+                    { c:count(AUD, RUN, { where = { min_score = 50 }, limit = 100, prefetch = prefetch }) })
+                local third = function(r) return r.i % 3 == 0 end
+                assert.are.same({ math.ceil(TOTAL / 3), TOTAL },
+                    { c:count(AUD, RUN, { filter = third, limit = 100, prefetch = prefetch }) })
+                c:close()
+            end
+        end
+    end)
+
     it("names the offset and the request id in a page error", function()
         local _, err = read_all("shrink")
         assert.truthy(err.message:find("offset 100", 1, true), err.message)

@@ -141,6 +141,21 @@ describe("leadpipe in nginx with two workers", function()
         assert.are.equal(0, requests(srv:stats()))
     end)
 
+    it("counts with client:count over cosockets, off the wire (gzip kept in C memory) and cached", function()
+        local expected = expected_count(70)
+        for _, cache in ipairs{ "none", "memory", "shared" } do
+            for _, prefetch in ipairs{ 0, 4 } do
+                local r = get("/serve/read?mode=count&min_score=70&limit=100&prefetch=" .. prefetch
+                    .. "&cache=" .. cache)
+                assert.is_nil(r.error, r.error and r.error.message)
+                assert.are.same({ expected, 1000 }, { r.count, r.rows })
+            end
+        end
+        srv:reset_stats()
+        assert.are.equal(expected, get("/serve/read?mode=count&min_score=70&limit=100&cache=shared").count)
+        assert.are.equal(0, requests(srv:stats()))
+    end)
+
     it("ends a read at its deadline against a server that stops answering", function()
         srv:configure{ latency_ms = 5000 }
         local url = ngx_srv.url .. "/serve/read?deadline=0.5&limit=50"

@@ -52,8 +52,10 @@ local CLIENT_AHEAD = 64
 -- An empty page before total is asked for again with backoff, up to the client's
 -- max_retries times, then the read fails with EMPTY_PAGE naming the offset.
 --
--- o.native (a core.where predicate) and o.raw (rows as JSON text) go to core.decode_page
--- when the core has it; it also checks repeated rows in C (leadpipe.page).
+-- o.native (a core.where predicate), o.raw (rows as JSON text) and o.count (rows counted
+-- in page.kept, none built) go to core.decode_page when the core has it; it also checks
+-- repeated rows in C (leadpipe.page). Without it (the cjson core) o.count is ignored and
+-- the rows are built.
 local function page_iterator(self, aud, run_id, o, fname)
     local limit = o.limit or 100
     local win = window.new(o.prefetch or DEFAULT_PREFETCH)
@@ -64,7 +66,7 @@ local function page_iterator(self, aud, run_id, o, fname)
     local ahead                       -- offset just past the last page requested
     local total
     -- what the pages so far said: total, the last page's row ids; how pages are decoded
-    local seen = { filtered = o.native ~= nil, raw = o.raw }
+    local seen = { filtered = o.native ~= nil or o.count == true, raw = o.raw }
     local done = false
     local inflight = {} -- { offset =, limit =, call =, sent = }, in offset order
     -- the deadline of the whole read; rows handed out (people() counts its own)
@@ -73,8 +75,9 @@ local function page_iterator(self, aud, run_id, o, fname)
     local decode
     local decode_page = core.decode_page
     if decode_page then
-        local native, raw = o.native, o.raw
-        decode = function(body) return decode_page(body, native, raw, seen.ids) end
+        -- o.count: rows are counted (page.kept), never built
+        local native, mode = o.native, o.count and "count" or o.raw
+        decode = function(body) return decode_page(body, native, mode, seen.ids) end
     else
         -- the cjson decoder, in page mode: a null row is built as false, not dropped
         local decode_cjson = core.decode_cjson

@@ -166,6 +166,10 @@
 ---@field on_page? fun(page: leadpipe.Page) sees each page (rows, kept, results)
 ---@field raw? boolean each row is its JSON text (a string); filter is then not allowed
 
+---@class leadpipe.CountOpts: leadpipe.PagesOpts
+---@field where? leadpipe.Where|leadpipe.Predicate counted in the decoder when it can take it
+---@field filter? leadpipe.Predicate any function, applied after where (the rows are then built)
+
 --- The API client (leadpipe.new). Calls return value or nil, err; iterators raise err.
 --- Its methods are in lua/leadpipe/client/ (runs, waiting, results, audiences, exports).
 ---@class leadpipe.Client

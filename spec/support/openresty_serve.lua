@@ -49,14 +49,26 @@ local function client_of(args)
     return c
 end
 
--- GET /serve/read?min_score=&limit=&prefetch=&pause=&every=&deadline=&run=&aud= (and the
--- client's options above): the rows of the run that pass min_score, counted, each checked
--- to come once; the reader sleeps `pause` s after every `every`-th page.
+-- GET /serve/read?min_score=&limit=&prefetch=&pause=&every=&deadline=&run=&aud=&mode= (and
+-- the client's options above): the rows of the run that pass min_score, counted, each
+-- checked to come once; the reader sleeps `pause` s after every `every`-th page. With
+-- mode=count, client:count answers instead ({ count =, rows = }: no row is built).
 local function read(args)
     local c = client_of(args)
     local pause, every = tonumber(args.pause or 0), tonumber(args.every or 1)
     local pages, n, unique, seen = 0, 0, 0, {}
     local t0 = ngx.now()
+    if args.mode == "count" then
+        -- the same question through client:count: rows looked over in the decoder, none built
+        local ok, kept, rows = pcall(c.count, c, args.aud or cfg.audience, args.run or cfg.run, {
+            where = { min_score = tonumber(args.min_score or 0) }, limit = tonumber(args.limit or 100),
+            prefetch = args.prefetch and tonumber(args.prefetch) or nil,
+            deadline = args.deadline and tonumber(args.deadline) or nil })
+        ngx.update_time()
+        local res = { pid = ngx.worker.pid(), elapsed = ngx.now() - t0 }
+        if ok then res.count, res.rows = kept, rows else res.error = err_table(kept) end
+        return ok and 200 or 502, res
+    end
     local ok, err = pcall(function()
         for row in c:people(args.aud or cfg.audience, args.run or cfg.run, {
             where = { min_score = tonumber(args.min_score or 0) }, limit = tonumber(args.limit or 100),

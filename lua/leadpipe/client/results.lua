@@ -1,6 +1,7 @@
 -- leadpipe.client.results: a run's rows. client:results (one page), client:pages (every
--- page, through the page pipeline, leadpipe.pipeline) and client:people (every row, with
--- `where` pushed down into the decoder when it can take it).
+-- page, through the page pipeline, leadpipe.pipeline), client:people (every row, with
+-- `where` pushed down into the decoder when it can take it) and client:count (how many
+-- rows pass `where`, counted in the decoder without building them).
 
 local core = require "leadpipe.core"
 local errors = require "leadpipe.errors"
@@ -12,7 +13,8 @@ local waiting = require "leadpipe.client.waiting"
 local pipeline = require "leadpipe.pipeline"
 local deadline_mod = require "leadpipe.deadline"
 
-local setmetatable, type, tostring, pairs, pcall = setmetatable, type, tostring, pairs, pcall
+local setmetatable, getmetatable, type, tostring, pairs, pcall = setmetatable, getmetatable, type,
+    tostring, pairs, pcall
 -- Every raise here is of an error object: errors.raise makes it printable on PUC Lua 5.1 too.
 local error = errors.raise
 
@@ -208,6 +210,61 @@ function Client:people(aud, run_id, opts)
         end
     end
     return iter, nil, nil, closer
+end
+
+
+local COUNT_OPTS = with_wait_opts{ "limit", "offset", "wait", "prefetch", "where", "filter" }
+
+--- client:count(audience_id, run_id, { where = {...}, filter = fn, ...pages opts })
+--- -> kept, rows: how many people of the run pass `where` (and `filter`), and how many
+--- rows were read. Every page is read and checked as people() reads it, but with a `where`
+--- the decoder can take (or none), no row is built: each page is only looked over, which
+--- costs a fraction of building its rows. Without `where` and `filter`, kept is every row
+--- (the run's resultCount says the same without reading a page). A `filter` function
+--- needs the rows, so they are then built. Raises on bad arguments and on a failed read
+--- (a leadpipe.Error: a `deadline` error's rows are the rows read so far).
+---@param aud string audience id (UUID)
+---@param run_id string run id (UUID)
+---@param opts? leadpipe.CountOpts
+---@return integer kept
+---@return integer rows
+function Client:count(aud, run_id, opts)
+    local fname = "count"
+    local o, err = enter(self, fname, opts, COUNT_OPTS)
+    if not o then error(err.kind == "invalid_argument" and where_hint(fname, opts) or err, 2) end
+    err = check_iter_args(fname, aud, run_id, o) or check_function(fname, "filter", o.filter)
+    if err then error(err, 2) end
+    local ok, native, where_fn = pcall(compile_where, fname, o.where)
+    if not ok then error(native, 2) end
+    local pred = o.filter
+    -- with the C decoder and no Lua test left, pages are counted in C and no row is built
+    local counted = core.decode_page ~= nil and not where_fn and not pred
+    local progress = { rows = 0 }
+    local page_opts = { native = native, count = counted, progress = progress }
+    for k in pairs(PAGES_OPTS) do page_opts[k] = o[k] end
+    local pages, _, _, closer = page_iterator(self, aud, run_id, page_opts, fname)
+    local kept = 0
+    local done, perr = pcall(function()
+        for page in pages do
+            progress.rows = progress.rows + page.rows
+            if counted then
+                kept = kept + (page.kept or page.rows)
+            else
+                local rows = page.results
+                for i = 1, #rows do
+                    local row = rows[i]
+                    if (not where_fn or where_fn(row)) and (not pred or pred(row)) then
+                        kept = kept + 1
+                    end
+                end
+            end
+        end
+    end)
+    if not done then
+        getmetatable(closer).__close(closer)
+        error(perr, 2)
+    end
+    return kept, progress.rows
 end
 
 return _M
