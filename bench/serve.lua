@@ -4,7 +4,8 @@
 --   1. An nginx location that counts the leads of a completed 1,000-row run passing a filter,
 --      with a client made once per worker (spec/support/openresty_serve.lua, /serve/read),
 --      one worker, CONCURRENCY requests at a time for SECONDS each: requests/s without a
---      cache, with the worker's memory cache and with the shared cache, side by side, every
+--      cache, with the worker's memory cache, with the shared cache, and with the shared
+--      cache keeping copies in the worker (worker_bytes), side by side, every
 --      count checked; the location counts with client:count (target: cache on >= 10x cache
 --      off), then with a loop over client:people that builds the rows (no target: building
 --      half the run's rows on every read costs more than the cache saves).
@@ -126,7 +127,7 @@ do
     }
     for _, mode in ipairs({ "count", "people" }) do
         local rates, check = {}, checks[mode]
-        for _, cache in ipairs({ "none", "memory", "shared" }) do
+        for _, cache in ipairs({ "none", "memory", "shared", "shared_copies" }) do
             local url = ngx_srv.url .. "/serve/read?limit=100&min_score=" .. MIN_SCORE .. "&cache=" .. cache
                 .. "&mode=" .. mode
             load(function() return url end, 2, 0.3, check) -- the worker's client, its cache filled
@@ -135,12 +136,12 @@ do
             local rate, right, wrong = load(function() return url end, CONCURRENCY, SECONDS, check)
             local busy = (cpu_of(worker) - c0) / (core.now() - t0)
             rates[cache] = rate
-            print(("1. %-6s cache %-6s: %7.0f requests/s at concurrency %d over %d s (%d right, %d wrong),"
+            print(("1. %-6s cache %-13s: %7.0f requests/s at concurrency %d over %d s (%d right, %d wrong),"
                 .. " %d requests reached the API; worker CPU %.0f%%, %.2f ms per request")
                 :format(mode, cache, rate, CONCURRENCY, SECONDS, right, wrong, srv:requests_seen(),
                 busy * 100, busy / rate * 1000))
         end
-        for _, cache in ipairs({ "memory", "shared" }) do
+        for _, cache in ipairs({ "memory", "shared", "shared_copies" }) do
             local x = rates[cache] / rates.none
             print(("   %s: cache %s / no cache = %.1fx%s"):format(mode, cache, x, mode == "count"
                 and (" (target >= 10x: " .. met(x >= 10) .. ")") or " (rows built: no target)"))

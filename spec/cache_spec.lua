@@ -86,6 +86,15 @@ describe("leadpipe.cache options", function()
         assert.truthy(err.message:find("OpenResty", 1, true), err.message)
         assert.are.equal("dict_name", raised(leadpipe.cache.shared, 42).argument)
         assert.are.equal("dict_name", raised(leadpipe.gate.shared, "leadpipe").argument)
+        -- its options are checked first, worker_bytes (the worker copies) included
+        for _, bad in ipairs{ 5, -1, 1.5, "64M", 2 ^ 41 } do
+            assert.are.equal("worker_bytes",
+                raised(leadpipe.cache.shared, "leadpipe", { worker_bytes = bad }).argument)
+        end
+        for _, good in ipairs{ 0, 4096 } do
+            assert.are.equal("dict_name",
+                raised(leadpipe.cache.shared, "leadpipe", { worker_bytes = good }).argument)
+        end
     end)
 
     it("makes leadpipe.new refuse a cache or a gate it did not make", function()

@@ -156,6 +156,46 @@ describe("leadpipe in nginx with two workers", function()
         assert.are.equal(0, requests(srv:stats()))
     end)
 
+    it("keeps worker copies of a shared cache's pages (worker_bytes), dropped in every worker by clear",
+        function()
+        local expected = expected_count(70)
+        local function read_everywhere(cache)
+            local paths = {}
+            for i = 1, 8 do paths[i] = "/serve/read?mode=count&min_score=70&limit=100&cache=" .. cache end
+            local by_pid, n = {}, 0
+            for _, r in ipairs(get_all(paths)) do
+                assert.are.same({ expected, 1000 }, { r.count, r.rows })
+                if not by_pid[r.pid] then n = n + 1 end
+                by_pid[r.pid] = (by_pid[r.pid] or 0) + r.missed
+            end
+            assert.are.equal(2, n, "both workers answered")
+            return by_pid
+        end
+        get("/serve/clear?cache=shared_copies")
+        read_everywhere("shared_copies")
+        srv:reset_stats()
+        -- warm: no worker misses a page, nothing reaches the API
+        for _, missed in pairs(read_everywhere("shared_copies")) do assert.are.equal(0, missed) end
+        assert.are.equal(0, requests(srv:stats()))
+        local st = get("/serve/stats?cache=shared_copies").stats
+        assert.is_true(st.worker_count >= 10 and st.worker_bytes > 10 * 100000)
+        -- a clear in one worker drops the dict and every worker's copies: each misses again
+        get("/serve/clear?cache=shared_copies")
+        for pid, missed in pairs(read_everywhere("shared_copies")) do
+            assert.is_true(missed > 0, "worker " .. pid .. " still read its copies after clear")
+        end
+        assert.is_true(requests(srv:stats()) > 0)
+        -- a copy lives no longer than the dict's entry: ttl 1 s (the dict emptied first: its
+        -- entries are shared by every cache over it); both workers hold copies, then miss
+        get("/serve/clear?cache=shared_copies_1s")
+        read_everywhere("shared_copies_1s")
+        for _, missed in pairs(read_everywhere("shared_copies_1s")) do assert.are.equal(0, missed) end
+        require("leadpipe.core").sleep(1.3)
+        for pid, missed in pairs(read_everywhere("shared_copies_1s")) do
+            assert.is_true(missed > 0, "worker " .. pid .. ": a copy outlived the dict entry's ttl")
+        end
+    end)
+
     it("ends a read at its deadline against a server that stops answering", function()
         srv:configure{ latency_ms = 5000 }
         local url = ngx_srv.url .. "/serve/read?deadline=0.5&limit=50"

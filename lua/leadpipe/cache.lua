@@ -2,12 +2,15 @@
 --
 --   leadpipe.cache.memory{ max_bytes =, ttl =, latest_run_ttl = }   in this Lua state, any
 --       host: least recently used pages go first past max_bytes (leadpipe/lru.lua)
---   leadpipe.cache.shared(dict_name, { ttl =, latest_run_ttl = })   inside OpenResty: a
---       lua_shared_dict shared by every worker of the node; nginx evicts (least recently
---       used first) when it is full. The client's rate gate then lives there too (gate.lua)
---       unless leadpipe.new{ gate = } names another.
---   cache:stats() -> { hits =, misses =, stores =, bytes =, count = }   (bytes and count:
---       memory caches only; the counts are this Lua state's)
+--   leadpipe.cache.shared(dict_name, { ttl =, latest_run_ttl =, worker_bytes = })   inside
+--       OpenResty: a lua_shared_dict shared by every worker of the node; nginx evicts (least
+--       recently used first) when it is full. The client's rate gate then lives there too
+--       (gate.lua) unless leadpipe.new{ gate = } names another. worker_bytes > 0: each
+--       worker also keeps a copy of up to that many bytes of the pages it read (no shared
+--       memory read and no string copy on a hit there; see Dict below).
+--   cache:stats() -> { hits =, misses =, stores =, bytes =, count =, worker_bytes =,
+--       worker_count = }   (bytes and count: memory caches; worker_*: a shared cache's
+--       copies in this worker; the counts are this Lua state's)
 --   cache:clear()   drops every entry (a shared cache: every key of its dict)
 --
 -- What goes in: the body of a results page exactly as it came (the JSON text), only from a
@@ -46,12 +49,43 @@ end
 local Dict = {}
 Dict.__index = Dict
 
+-- A cache.shared with worker_bytes keeps a copy of the pages this worker read in a worker
+-- LRU (lru.lua) in front of the dict: a hit there reads no shared memory and copies no
+-- string. A copy lives no longer than the dict's entry had left when it was copied, and
+-- every copy of every worker goes once cache:clear() has run in any of them (a generation
+-- in the dict, looked at on each get).
+local GEN_KEY = "leadpipe:cache:generation"
+local generations = 0
+
+local function copies_fresh(self)
+    local gen = self.dict:get(GEN_KEY)
+    if gen ~= self.gen or not self.lru then
+        self.lru, self.gen = lru.new(self.worker_bytes, core.now), gen
+    end
+    return self.lru
+end
+
 function Dict:get(key)
-    return (self.dict:get(key))
+    local copies = self.worker_bytes and copies_fresh(self)
+    local v = copies and copies:get(key)
+    if v then return v end
+    v = self.dict:get(key)
+    if v and copies then
+        local left = self.dict:ttl(key) -- seconds the dict's entry has left (0: no limit)
+        if left and left > 0 then copies:set(key, v, left) end
+    end
+    return v
 end
 
 function Dict:set(key, value, ttl)
-    return (self.dict:set(key, value, ttl)) == true
+    return (self.dict:set(key, value, ttl)) == true -- (copied on its first get)
+end
+
+function Dict:clear()
+    self.dict:flush_all()
+    generations = generations + 1
+    self.dict:set(GEN_KEY, ("%d:%.6f:%d"):format(ngx.worker.pid(), core.now(), generations))
+    if self.worker_bytes then copies_fresh(self) end
 end
 
 -- ===== construction =====
@@ -84,20 +118,24 @@ function _M.memory(opts)
     return c
 end
 
---- leadpipe.cache.shared(dict_name, { ttl = 3600, latest_run_ttl = 0 }) -> cache (OpenResty).
--- Raises an invalid_argument error on bad options or when there is no such lua_shared_dict.
+--- leadpipe.cache.shared(dict_name, { ttl = 3600, latest_run_ttl = 0, worker_bytes = 0 })
+-- -> cache (OpenResty). worker_bytes: the most bytes of pages each worker keeps a copy of
+-- (0: none). Raises an invalid_argument error on bad options or when there is no such
+-- lua_shared_dict.
 function _M.shared(dict_name, opts)
     local fname = "leadpipe.cache.shared"
-    local o, err = args.check_opts(fname, opts, args.set{ "ttl", "latest_run_ttl" })
+    local o, err = args.check_opts(fname, opts, args.set{ "ttl", "latest_run_ttl", "worker_bytes" })
     if not o then error(err, 2) end
-    err = check_ttls(fname, o)
+    err = check_ttls(fname, o) or (o.worker_bytes ~= nil and o.worker_bytes ~= 0
+        and args.check_int(fname, "worker_bytes", o.worker_bytes, 1024, 2 ^ 40)) or nil
     if err then error(err, 2) end
     local ok, spec = pcall(gate.shared, dict_name)
     if not ok then
         spec.message = spec.message:gsub("^leadpipe%.gate%.shared", fname)
         error(spec, 2)
     end
-    local c = new_cache("shared", o, setmetatable({ dict = spec.dict }, Dict))
+    local worker_bytes = o.worker_bytes ~= 0 and o.worker_bytes or nil
+    local c = new_cache("shared", o, setmetatable({ dict = spec.dict, worker_bytes = worker_bytes }, Dict))
     c.dict_name, c.gate = dict_name, spec
     return c
 end
@@ -118,6 +156,8 @@ end
 function Cache:stats()
     local s = { hits = self.hits, misses = self.misses, stores = self.stores }
     if self.kind == "memory" then s.bytes, s.count = self.store.bytes, self.store.count end
+    local copies = self.store.lru
+    if copies then s.worker_bytes, s.worker_count = copies.bytes, copies.count end
     return s
 end
 
@@ -125,7 +165,7 @@ function Cache:clear()
     if self.kind == "memory" then
         self.store = lru.new(self.max_bytes, core.now)
     else
-        self.store.dict:flush_all()
+        self.store:clear()
     end
 end
 

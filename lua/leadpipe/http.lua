@@ -247,9 +247,8 @@ local function send(self, call, waited)
     if call.idempotency_key then headers["idempotency-key"] = call.idempotency_key end
     if origin_of(call.url) == self.origin then headers["x-api-key"] = secrets[self] end
     local ok, req = pcall(self.wire.send, self.wire, {
-        method = call.method, url = call.url, headers = headers, body = call.body,
-        stream = call.sink and true or nil, timeout = timeout,
-        keep = not (call.raw or call.sink or call.keep_body),
+        method = call.method, url = call.url, headers = headers, body = call.body, timeout = timeout,
+        stream = call.sink and true or nil, keep = not (call.raw or call.sink or call.keep_body),
     })
     if not ok then
         call.req = nil

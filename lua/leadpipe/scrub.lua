@@ -62,17 +62,20 @@ local function mask(s, needle, anywhere)
     return concat(out)
 end
 
---- scrub.string(s, key) -> s with the key masked (see the token rule above).
-function _M.string(s, key)
-    if type(s) ~= "string" or type(key) ~= "string" or key == "" then return s end
+-- s with key (and enc, its percent-encoded form) masked.
+local function scrub_with(s, key, enc)
+    if type(s) ~= "string" then return s end
     local anywhere = #key >= STRONG_LEN
     s = mask(s, key, anywhere)
-    local enc = urlencode(key)
     if enc ~= key then s = mask(s, enc, anywhere) end
     return s
 end
 
-local scrub_string = _M.string
+--- scrub.string(s, key) -> s with the key masked (see the token rule above).
+function _M.string(s, key)
+    if type(s) ~= "string" or type(key) ~= "string" or key == "" then return s end
+    return scrub_with(s, key, urlencode(key))
+end
 
 -- Tables nested deeper than this are left as they are (an error's `run` from the server is
 -- two levels deep; this only bounds the walk of a hostile one).
@@ -85,7 +88,7 @@ Writer.__index = Writer
 
 local function emit(self, text)
     if text == "" then return true end
-    return self.out:write(scrub_string(text, self.key))
+    return self.out:write(scrub_with(text, self.key, self.enc))
 end
 
 function Writer:write(...)
@@ -118,18 +121,19 @@ end
 --- scrub.writer(out, key) -> writer (see above).
 function _M.writer(out, key)
     if type(key) ~= "string" or key == "" then return out end
-    return setmetatable({ out = out, key = key, pending = "", hold = #urlencode(key) + 1 }, Writer)
+    local enc = urlencode(key)
+    return setmetatable({ out = out, key = key, enc = enc, pending = "", hold = #enc + 1 }, Writer)
 end
 
-local function deep(v, key, depth)
-    if type(v) == "string" then return scrub_string(v, key) end
+local function deep(v, key, enc, depth)
+    if type(v) == "string" then return scrub_with(v, key, enc) end
     if type(v) ~= "table" or depth > MAX_DEPTH then return v end
     local renamed
     for k, x in pairs(v) do
-        local nx = deep(x, key, depth + 1)
+        local nx = deep(x, key, enc, depth + 1)
         if nx ~= x then v[k] = nx end
         if type(k) == "string" then
-            local nk = scrub_string(k, key)
+            local nk = scrub_with(k, key, enc)
             if nk ~= k then
                 renamed = renamed or {}
                 renamed[k] = nk
@@ -147,14 +151,19 @@ end
 --- scrub.deep(value, key) -> value with every string in it scrubbed (tables changed in place).
 function _M.deep(v, key)
     if type(key) ~= "string" or key == "" then return v end
-    return deep(v, key, 0)
+    return deep(v, key, urlencode(key), 0)
 end
 
 --- scrub.new(key) -> scrubber: callable with a string, with .deep(value) for tables.
+-- (The key's encoded form is made once here: a client scrubs every page it reads.)
 function _M.new(key)
+    if type(key) ~= "string" or key == "" then
+        return setmetatable({ deep = function(v) return v end }, { __call = function(_, s) return s end })
+    end
+    local enc = urlencode(key)
     return setmetatable({
-        deep = function(v) return _M.deep(v, key) end,
-    }, { __call = function(_, s) return scrub_string(s, key) end })
+        deep = function(v) return deep(v, key, enc, 0) end,
+    }, { __call = function(_, s) return scrub_with(s, key, enc) end })
 end
 
 return _M

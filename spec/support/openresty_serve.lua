@@ -28,6 +28,10 @@ local function cache_of(kind)
     if kind == "none" then return nil end
     if not caches[kind] then
         caches[kind] = kind == "shared" and leadpipe.cache.shared("leadpipe", { latest_run_ttl = 5 })
+            or kind == "shared_copies" and leadpipe.cache.shared("leadpipe",
+                { latest_run_ttl = 5, worker_bytes = 64 * 1024 * 1024 })
+            or kind == "shared_copies_1s" and leadpipe.cache.shared("leadpipe",
+                { ttl = 1, worker_bytes = 64 * 1024 * 1024 })
             or leadpipe.cache.memory{ max_bytes = 256 * 1024 * 1024, latest_run_ttl = 5 }
     end
     return caches[kind]
@@ -51,13 +55,16 @@ end
 
 -- GET /serve/read?min_score=&limit=&prefetch=&pause=&every=&deadline=&run=&aud=&mode= (and
 -- the client's options above): the rows of the run that pass min_score, counted, each
--- checked to come once; the reader sleeps `pause` s after every `every`-th page. With
--- mode=count, client:count answers instead ({ count =, rows = }: no row is built).
+-- checked to come once (`missed`: the pages the cache did not hold); the reader sleeps
+-- `pause` s after every `every`-th page. With mode=count, client:count answers instead
+-- ({ count =, rows = }: no row is built).
 local function read(args)
     local c = client_of(args)
     local pause, every = tonumber(args.pause or 0), tonumber(args.every or 1)
     local pages, n, unique, seen = 0, 0, 0, {}
     local t0 = ngx.now()
+    local cache = caches[args.cache or "none"]
+    local misses0 = cache and cache:stats().misses
     if args.mode == "count" then
         -- the same question through client:count: rows looked over in the decoder, none built
         local ok, kept, rows = pcall(c.count, c, args.aud or cfg.audience, args.run or cfg.run, {
@@ -65,7 +72,8 @@ local function read(args)
             prefetch = args.prefetch and tonumber(args.prefetch) or nil,
             deadline = args.deadline and tonumber(args.deadline) or nil })
         ngx.update_time()
-        local res = { pid = ngx.worker.pid(), elapsed = ngx.now() - t0 }
+        local res = { pid = ngx.worker.pid(), elapsed = ngx.now() - t0,
+                      missed = cache and cache:stats().misses - misses0 }
         if ok then res.count, res.rows = kept, rows else res.error = err_table(kept) end
         return ok and 200 or 502, res
     end
@@ -87,7 +95,7 @@ local function read(args)
     end)
     ngx.update_time()
     local res = { count = n, unique = unique, pages = pages, pid = ngx.worker.pid(),
-                  elapsed = ngx.now() - t0 }
+                  elapsed = ngx.now() - t0, missed = cache and cache:stats().misses - misses0 }
     if not ok then res.error = err_table(err) end
     return ok and 200 or 502, res
 end
@@ -105,7 +113,14 @@ local function stats(args)
     return 200, { stats = c and c:stats(), pid = ngx.worker.pid() }
 end
 
-local HANDLERS = { ["/serve/read"] = read, ["/serve/latest"] = latest, ["/serve/stats"] = stats }
+-- GET /serve/clear?cache=: cache:clear() in this worker.
+local function clear(args)
+    cache_of(args.cache or "memory"):clear()
+    return 200, { pid = ngx.worker.pid() }
+end
+
+local HANDLERS = { ["/serve/read"] = read, ["/serve/latest"] = latest, ["/serve/stats"] = stats,
+                   ["/serve/clear"] = clear }
 
 function _M.handle()
     local h = HANDLERS[ngx.var.uri]
