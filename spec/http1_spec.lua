@@ -162,6 +162,28 @@ describe("http1.read_response()", function()
         assert.are.equal('{"a":1}', r[3])
     end)
 
+    it("keeps a gzip 2xx body in C memory with opts.keep, and every other body a string", function()
+        local core = require "leadpipe.core"
+        local function answer(status, enc, body)
+            return ("HTTP/1.1 %s\r\n%sContent-Length: %d\r\n\r\n"):format(status,
+                enc and "Content-Encoding: gzip\r\n" or "", #body) .. body
+        end
+        local r = parse(answer("200 OK", true, GZIP), { keep = true })
+        assert.are.equal("userdata", type(r[3]))
+        assert.are.same({ a = 1 }, core.decode(r[3]))
+        r[3]:close()
+        -- without keep, an error status, or an identity body: a Lua string, as before
+        for _, case in ipairs{ { "200 OK", true, GZIP, nil }, { "404 Not Found", true, GZIP, true },
+            { "503 Service Unavailable", true, GZIP, true }, { "200 OK", false, '{"a":1}', true } } do
+            r = parse(answer(case[1], case[2], case[3]), { keep = case[4] })
+            assert.are.equal('{"a":1}', r[3], case[1])
+        end
+        -- a gzip member of nothing is the empty body, a string
+        local empty = unhex("1f8b080000000000020303000000000000000000")
+        r = parse(answer("200 OK", true, empty), { keep = true })
+        assert.are.equal("", r[3])
+    end)
+
     it("fails on a corrupt gzip body and an unknown encoding", function()
         local bad = GZIP:sub(1, 20)
         local r = parse("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: " .. #bad
