@@ -248,7 +248,7 @@ local function send(self, call, waited)
     if origin_of(call.url) == self.origin then headers["x-api-key"] = secrets[self] end
     local ok, req = pcall(self.wire.send, self.wire, {
         method = call.method, url = call.url, headers = headers, body = call.body, timeout = timeout,
-        stream = call.sink and true or nil, keep = not (call.raw or call.sink or call.keep_body),
+        stream = call.sink and true or nil, keep = call.keep,
     })
     if not ok then
         call.req = nil
@@ -290,6 +290,8 @@ function Requester:start(spec)
         idempotency_key = spec.idempotency_key,
         raw = spec.raw,
         keep_body = spec.keep_body,
+        -- a 2xx body to decode may stay in the wire's memory (see release())
+        keep = not (spec.raw or spec.sink or spec.keep_body),
         decode = spec.decode,
         deadline = spec.deadline,
         attempt = 0,
@@ -376,9 +378,7 @@ function Requester:finish(call)
         if call.sink and self.wire.stream then
             status, headers, body = self.wire:stream(req, call.sink, call.deadline)
         else
-            -- a 2xx body to decode may stay in the wire's memory (keep): see release()
-            status, headers, body = self.wire:wait(req, call.deadline,
-                not (call.raw or call.sink or call.keep_body)) -- (the keep of send too)
+            status, headers, body = self.wire:wait(req, call.deadline, call.keep)
             if call.sink and status == 200 then
                 if call.sink(body) then
                     body = ""

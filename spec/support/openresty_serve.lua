@@ -65,12 +65,15 @@ local function read(args)
     local t0 = ngx.now()
     local cache = caches[args.cache or "none"]
     local misses0 = cache and cache:stats().misses
+    local aud, run = args.aud or cfg.audience, args.run or cfg.run
+    local opts = {
+        where = { min_score = tonumber(args.min_score or 0) }, limit = tonumber(args.limit or 100),
+        prefetch = args.prefetch and tonumber(args.prefetch) or nil,
+        deadline = args.deadline and tonumber(args.deadline) or nil,
+    }
     if args.mode == "count" then
         -- the same question through client:count: rows looked over in the decoder, none built
-        local ok, kept, rows = pcall(c.count, c, args.aud or cfg.audience, args.run or cfg.run, {
-            where = { min_score = tonumber(args.min_score or 0) }, limit = tonumber(args.limit or 100),
-            prefetch = args.prefetch and tonumber(args.prefetch) or nil,
-            deadline = args.deadline and tonumber(args.deadline) or nil })
+        local ok, kept, rows = pcall(c.count, c, aud, run, opts)
         ngx.update_time()
         local res = { pid = ngx.worker.pid(), elapsed = ngx.now() - t0,
                       missed = cache and cache:stats().misses - misses0 }
@@ -78,14 +81,11 @@ local function read(args)
         return ok and 200 or 502, res
     end
     local ok, err = pcall(function()
-        for row in c:people(args.aud or cfg.audience, args.run or cfg.run, {
-            where = { min_score = tonumber(args.min_score or 0) }, limit = tonumber(args.limit or 100),
-            prefetch = args.prefetch and tonumber(args.prefetch) or nil,
-            deadline = args.deadline and tonumber(args.deadline) or nil,
-            on_page = function()
-                pages = pages + 1
-                if pause > 0 and pages % every == 1 then ngx.sleep(pause) end
-            end }) do
+        opts.on_page = function()
+            pages = pages + 1
+            if pause > 0 and pages % every == 1 then ngx.sleep(pause) end
+        end
+        for row in c:people(aud, run, opts) do
             n = n + 1
             if not seen[row.hashedEmail] then
                 seen[row.hashedEmail] = true

@@ -132,6 +132,26 @@ local function where_hint(fname, opts)
     end
 end
 
+-- What people() and count() check and compile first: their options (a where{} key among
+-- them gets a hint), the ids, `filter`, check_more(o) when given, and `where` (native for
+-- the decoder, or a Lua predicate). -> o, native, where_fn; raises at their caller.
+local function rows_preamble(self, fname, aud, run_id, opts, allowed, check_more)
+    local o, err = enter(self, fname, opts, allowed)
+    if not o then error(err.kind == "invalid_argument" and where_hint(fname, opts) or err, 3) end
+    err = check_iter_args(fname, aud, run_id, o) or check_function(fname, "filter", o.filter)
+        or (check_more and check_more(o))
+    if err then error(err, 3) end
+    local ok, native, where_fn = pcall(compile_where, fname, o.where)
+    if not ok then error(native, 3) end
+    return o, native, where_fn
+end
+
+-- The options of the page pipeline for a read of people() or count(): `own` and PAGES_OPTS's.
+local function pipeline_opts(o, own)
+    for k in pairs(PAGES_OPTS) do own[k] = o[k] end
+    return own
+end
+
 --- client:people(audience_id, run_id, { where = {...}, filter = fn, on_page = fn, raw = false,
 ---  ...pages opts }) -> iterator of person rows across pages, each exactly once.
 --- `where` is data and is pushed down into the decoder when it can take it; `filter` is any
@@ -149,25 +169,21 @@ end
 ---@return table closer
 function Client:people(aud, run_id, opts)
     local fname = "people"
-    local o, err = enter(self, fname, opts, PEOPLE_OPTS)
-    if not o then error(err.kind == "invalid_argument" and where_hint(fname, opts) or err, 2) end
-    err = check_iter_args(fname, aud, run_id, o) or check_function(fname, "filter", o.filter)
-        or check_function(fname, "on_page", o.on_page)
-    if not err and o.raw ~= nil and type(o.raw) ~= "boolean" then
-        err = invalid(fname, "raw", "must be a boolean (got " .. type(o.raw) .. ")")
-    end
-    if not err and o.raw and o.filter then
-        err = invalid(fname, "filter", "cannot be used with raw = true (rows are JSON text); use where")
-    end
-    if err then error(err, 2) end
-    local ok, native, where_fn = pcall(compile_where, fname, o.where)
-    if not ok then error(native, 2) end
+    local o, native, where_fn = rows_preamble(self, fname, aud, run_id, opts, PEOPLE_OPTS, function(o)
+        local err = check_function(fname, "on_page", o.on_page)
+        if not err and o.raw ~= nil and type(o.raw) ~= "boolean" then
+            err = invalid(fname, "raw", "must be a boolean (got " .. type(o.raw) .. ")")
+        end
+        if not err and o.raw and o.filter then
+            err = invalid(fname, "filter", "cannot be used with raw = true (rows are JSON text); use where")
+        end
+        return err
+    end)
     -- raw rows come from core.decode_page when the core has it, else they are encoded here
     local raw = o.raw and core.decode_page ~= nil
     local progress = { rows = 0 } -- rows handed out, for a deadline error
-    local page_opts = { native = native, raw = raw, progress = progress }
-    for k in pairs(PAGES_OPTS) do page_opts[k] = o[k] end
-    local pages, _, _, closer = page_iterator(self, aud, run_id, page_opts, fname)
+    local pages, _, _, closer = page_iterator(self, aud, run_id,
+        pipeline_opts(o, { native = native, raw = raw, progress = progress }), fname)
     local on_page, pred = o.on_page, o.filter
     local encode = o.raw and not raw and json.encode
     local requester = self.requester
@@ -212,7 +228,6 @@ function Client:people(aud, run_id, opts)
     return iter, nil, nil, closer
 end
 
-
 local COUNT_OPTS = with_wait_opts{ "limit", "offset", "wait", "prefetch", "where", "filter" }
 
 --- client:count(audience_id, run_id, { where = {...}, filter = fn, ...pages opts })
@@ -230,19 +245,13 @@ local COUNT_OPTS = with_wait_opts{ "limit", "offset", "wait", "prefetch", "where
 ---@return integer rows
 function Client:count(aud, run_id, opts)
     local fname = "count"
-    local o, err = enter(self, fname, opts, COUNT_OPTS)
-    if not o then error(err.kind == "invalid_argument" and where_hint(fname, opts) or err, 2) end
-    err = check_iter_args(fname, aud, run_id, o) or check_function(fname, "filter", o.filter)
-    if err then error(err, 2) end
-    local ok, native, where_fn = pcall(compile_where, fname, o.where)
-    if not ok then error(native, 2) end
+    local o, native, where_fn = rows_preamble(self, fname, aud, run_id, opts, COUNT_OPTS)
     local pred = o.filter
     -- with the C decoder and no Lua test left, pages are counted in C and no row is built
     local counted = core.decode_page ~= nil and not where_fn and not pred
     local progress = { rows = 0 }
-    local page_opts = { native = native, count = counted, progress = progress }
-    for k in pairs(PAGES_OPTS) do page_opts[k] = o[k] end
-    local pages, _, _, closer = page_iterator(self, aud, run_id, page_opts, fname)
+    local pages, _, _, closer = page_iterator(self, aud, run_id,
+        pipeline_opts(o, { native = native, count = counted, progress = progress }), fname)
     local kept = 0
     local done, perr = pcall(function()
         for page in pages do
