@@ -7,6 +7,9 @@
  * bytes in place, padded for simdjson. The request does not know the
  * decoders and the decoders do not know the request: both know this view.
  *
+ *   core.body(text) a body holding a padded copy of the string text inside
+ *                  the userdata (the collector counts and frees it): text
+ *                  that is decoded many times (the cache's pages)
  *   body:close()   frees the bytes; idempotent; also __gc and __close
  *   #body          the length in bytes (0 once closed)
  *
@@ -38,7 +41,8 @@ LP_PRIVATE void lp_body_push(lua_State *L, lp_buffer_t *buf);
  * cannot be allocated. */
 LP_PRIVATE const char *lp_body_view(lua_State *L, int idx, size_t pad, size_t *len);
 
-/* Registers the body metatable. Stack: unchanged. */
+/* Registers the body metatable, and core.body in the module at the top of
+ * the stack. Stack: unchanged. */
 LP_PRIVATE void lp_body_open(lua_State *L);
 
 #endif

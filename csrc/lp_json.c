@@ -404,6 +404,41 @@ static int cmp_row_id(const void *a, const void *b)
     return x->row < y->row ? -1 : x->row > y->row;
 }
 
+/* Sorts ids[0..n) by hash, then row. The hashes are uniform, so up to
+ * LP_IDS_BUCKETED of them are first placed by their top byte (stably: the
+ * rows of a page come in order), which leaves an insertion sort next to
+ * nothing to move; more go to qsort. */
+#define LP_IDS_BUCKETED 1024
+
+static void sort_ids(lp_row_id_t *ids, size_t n)
+{
+    lp_row_id_t tmp[LP_IDS_BUCKETED];
+    size_t at[257], i;
+    if (n < 2)
+        return;
+    if (n > LP_IDS_BUCKETED) {
+        qsort(ids, n, sizeof(lp_row_id_t), cmp_row_id);
+        return;
+    }
+    memset(at, 0, sizeof(at));
+    for (i = 0; i < n; i++)
+        at[(ids[i].hash >> 56) + 1]++;
+    for (i = 1; i < 257; i++)
+        at[i] += at[i - 1];
+    for (i = 0; i < n; i++)
+        tmp[at[ids[i].hash >> 56]++] = ids[i];
+    for (i = 1; i < n; i++) {
+        lp_row_id_t x = tmp[i];
+        size_t j = i;
+        while (j > 0 && cmp_row_id(&tmp[j - 1], &x) > 0) {
+            tmp[j] = tmp[j - 1];
+            j--;
+        }
+        tmp[j] = x;
+    }
+    memcpy(ids, tmp, n * sizeof(lp_row_id_t));
+}
+
 /* Sorts the ids of a page and pushes them as one string of sorted 64-bit
  * hashes (the `prev` of the next page), then the first repeat found: the row
  * that repeats and the row it repeats (0: a row of the page before, whose
@@ -414,7 +449,7 @@ static void push_ids(lua_State *L, lp_sj_ids_t *ids, const char *prev, size_t np
     uint32_t dup_row = 0, dup_of = 0;
     luaL_Buffer b;
     if (ids->n > 1) /* (no ids: the array may be NULL, which qsort must not get) */
-        qsort(ids->ids, ids->n, sizeof(lp_row_id_t), cmp_row_id);
+        sort_ids(ids->ids, ids->n);
     for (i = 0; i < ids->n; i++) {
         uint64_t h = ids->ids[i].hash, q = 0;
         uint32_t row = ids->ids[i].row;

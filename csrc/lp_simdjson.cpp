@@ -38,6 +38,7 @@
 #include <simdjson.h>
 
 extern "C" {
+#include "lp_body.h"
 #include "lp_compat.h"
 #include "lp_jscan.h"
 #include "lp_where.h"
@@ -49,6 +50,8 @@ using simdjson::dom::element;
 using simdjson::dom::element_type;
 using simdjson::dom::object;
 
+/* core.body's bodies carry LP_BODY_PAD bytes of padding and are parsed in place. */
+static_assert(simdjson::SIMDJSON_PADDING <= LP_BODY_PAD, "a body's padding is simdjson's at least");
 static_assert(std::is_trivially_destructible<element>::value
                   && std::is_trivially_destructible<array>::value
                   && std::is_trivially_destructible<object>::value

@@ -150,7 +150,8 @@ describe("the cache of completed runs' pages", function()
     end)
 
     it("reads a completed run a second time with no request, where still applied", function()
-        local c = new_client(leadpipe.cache.memory{ max_bytes = 8 * 1024 * 1024 })
+        local store = leadpipe.cache.memory{ max_bytes = 8 * 1024 * 1024 }
+        local c = new_client(store)
         local where = { min_score = 70, seniority_at_least = "manager" }
         local want = ids(rows_of(plain, { where = where, limit = 50 }))
         local want90 = ids(rows_of(plain, { where = { min_score = 90 }, limit = 50 }))
@@ -165,6 +166,10 @@ describe("the cache of completed runs' pages", function()
         local page = assert(c:results(srv.audience, run_id, { limit = 50, offset = 950 }))
         assert.are.same({ 50, 1000, "completed" }, { #page.results, page.total, page.state })
         assert.are.equal(0, requests())
+        -- a page is kept as a leadpipe.body (core.body), which the decoder parses in place
+        local kept = require("leadpipe.cache").bind(store, require("leadpipe.http").origin_of(srv.url),
+            srv.api_key):page(srv.audience, run_id, 50, 0)
+        assert.is_truthy(tostring(kept):find("^leadpipe%.body %(%d+ bytes%)"), tostring(kept))
         c:close()
     end)
 

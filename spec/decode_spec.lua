@@ -443,6 +443,12 @@ describe("core.decode_page()", function()
             if not (type(row) == "table" and getmetatable(row) ~= array_mt) then odd[#odd + 1] = row end
         end
         assert_same(odd, counted.data.results, name .. ": count mode builds only rows that are not objects")
+        -- a core.body copy of the text (how a cache keeps a page) is read in place, alike
+        local copy = core.body(body)
+        local bcounted, bn, bk, bids = core.decode_page(copy, c.native, "count")
+        assert.are.same({ cn, ck, cids }, { bn, bk, bids }, name .. ": count mode over a body")
+        assert_same(counted, bcounted, name .. ": count mode over a body")
+        assert_same(want, core.decode_page(copy, c.native).data.results, name .. ": kept rows over a body")
         local raw, rn, rk = core.decode_page(body, c.native, true)
         assert.are.equal(nrows, rn)
         assert.are.equal(nkept, rk)
@@ -579,6 +585,60 @@ describe("core.decode_page()", function()
             .. '"c":"q\\"\\\\\\n\\u0001","d":null,"e":true,"a":2.5}]}}', nil, true)
         assert.are.equal('{"b":[1,-0.0,0.1,1e+300],"c":"q\\"\\\\\\n\\u0001","e":true,"a":2.5}',
             v.data.results[1])
+    end)
+end)
+
+describe("core.body()", function()
+    after_each(function() collectgarbage() end)
+
+    it("keeps a padded copy of a text in Lua memory, which every decoder reads in place", function()
+        local function page_text()
+            local rows = {}
+            for i = 1, 200 do rows[i] = ('{"hashedEmail":"h%d","intent":{"score":%d}}'):format(i, i % 100) end
+            return '{"data":{"total":200,"results":[' .. table.concat(rows, ",") .. "]}}"
+        end
+        local body = core.body(page_text()) -- the text itself is garbage from here on
+        collectgarbage()
+        collectgarbage()
+        local text = page_text()
+        assert.are.equal("userdata", type(body))
+        assert.are.equal(#text, #body)
+        assert.is_truthy(tostring(body):find("^leadpipe%.body %(" .. #text .. " bytes%)"))
+        assert_same(core.decode(text), core.decode(body))
+        assert_same(core.decode_cjson(text), core.decode_cjson(body))
+        if core.decode_page then
+            local half = core.where{ min_score = 50 }
+            local _, n, k, ids = core.decode_page(text, half, "count")
+            assert.are.same({ 200, 100, ids }, { select(2, core.decode_page(body, half, "count")) })
+            assert.are.equal(200, n)
+            assert.are.equal(100, k)
+        end
+        -- bad text is refused as it would be as a string
+        for _, bad in ipairs{ "", "{", '{"a":"\255"}', "[1e400]" } do
+            assert.are.same({ core.decode(bad) }, { core.decode(core.body(bad)) }, bad)
+        end
+        body:close()
+        body:close()
+        assert.are.equal(0, #body)
+        assert.are.equal("leadpipe.body (closed)", tostring(body))
+        assert.has_error(function() core.decode(body) end, "decode: the body is closed")
+        assert.has_error(function() core.body(nil) end)
+        assert.has_error(function() core.body({}) end)
+    end)
+
+    it("is counted by the collector, bytes included (it frees them too)", function()
+        local text = '"' .. ("x"):rep(4 * 1024 * 1024) .. '"'
+        collectgarbage()
+        collectgarbage()
+        local before = collectgarbage("count")
+        local body = core.body(text)
+        local grown = collectgarbage("count") - before
+        assert.is_true(grown >= 4 * 1024, ("the collector saw %.0f KiB for a 4 MiB body"):format(grown))
+        assert.are.equal(4 * 1024 * 1024, #core.decode(body))
+        body = nil -- luacheck: ignore 311
+        collectgarbage()
+        collectgarbage()
+        assert.is_true(collectgarbage("count") - before < 1024, "a collected body's bytes are freed")
     end)
 end)
 

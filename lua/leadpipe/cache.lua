@@ -44,7 +44,13 @@ Cache.__tostring = function(c)
     return "leadpipe.cache.memory(" .. c.max_bytes .. " bytes)"
 end
 
--- ===== the two stores: get(key), set(key, value, ttl) =====
+-- ===== the two stores: get(key, page), set(key, value, ttl) =====
+
+-- A page's body is kept in Lua memory as a leadpipe.body (core.body: the same bytes, padded
+-- for the decoder, which parses them in place instead of copying them first on each read).
+local function as_body(text)
+    return core.body(text)
+end
 
 local Dict = {}
 Dict.__index = Dict
@@ -65,14 +71,17 @@ local function copies_fresh(self)
     return self.lru
 end
 
-function Dict:get(key)
+function Dict:get(key, page)
     local copies = self.worker_bytes and copies_fresh(self)
     local v = copies and copies:get(key)
     if v then return v end
     v = self.dict:get(key)
     if v and copies then
         local left = self.dict:ttl(key) -- seconds the dict's entry has left (0: no limit)
-        if left and left > 0 then copies:set(key, v, left) end
+        if left and left > 0 then
+            if page then v = as_body(v) end
+            copies:set(key, v, left)
+        end
     end
     return v
 end
@@ -220,7 +229,7 @@ end
 --- The stored body of that page, or nil.
 function Bound:page(aud, run_id, limit, offset)
     local c = self.cache
-    local body = c.store:get(page_key(self, aud, run_id, limit, offset))
+    local body = c.store:get(page_key(self, aud, run_id, limit, offset), true)
     if body then c.hits = c.hits + 1 else c.misses = c.misses + 1 end
     return body
 end
@@ -228,7 +237,9 @@ end
 --- Stores a page's body; the caller has checked that it is a 200 of a completed run.
 function Bound:put_page(aud, run_id, limit, offset, body)
     local c = self.cache
-    if type(body) == "string" and c.store:set(page_key(self, aud, run_id, limit, offset), body, c.ttl) then
+    if type(body) ~= "string" then return end
+    if c.kind == "memory" then body = as_body(body) end
+    if c.store:set(page_key(self, aud, run_id, limit, offset), body, c.ttl) then
         c.stores = c.stores + 1
     end
 end
