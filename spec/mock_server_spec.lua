@@ -162,6 +162,25 @@ describe("leadpipe.mock", function()
             assert.are.equal(200, request(srv, "GET", runs_path(AUD1K)).status)
         end)
 
+        it("stops after `count` faults", function()
+            srv:configure{ faults = { every = 1, kinds = { "429" }, retry_after = 2, count = 1 } }
+            srv:reset_stats()
+            -- pages no spec asked for yet (a retry of a faulted request is let through)
+            local function page(i)
+                local results_path = runs_path(AUD1K) .. "/" .. run.id .. "/results"
+                return request(srv, "GET", results_path .. "?limit=7&offset=" .. i)
+            end
+            assert.are.equal(429, page(0).status)
+            for i = 1, 5 do assert.are.equal(200, page(i).status) end
+            assert.are.same({ 1, 1 }, { srv:stats().faults, srv:stats().rate_limited })
+            srv:configure{ faults = { every = 2, kinds = { "500" }, count = 2 } }
+            local statuses = {}
+            for i = 1, 8 do statuses[i] = page(10 + i).status end
+            assert.are.same({ 200, 500, 200, 500, 200, 200, 200, 200 }, statuses)
+            srv:configure{ faults = false }
+            assert.has_error(function() srv:configure{ faults = { every = 1, count = -1 } } end)
+        end)
+
         it("lets a retrying client read every row exactly once", function()
             srv:configure{ faults = { rate = 0.5, seed = 3 } }
             srv:reset_stats()

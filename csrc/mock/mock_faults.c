@@ -51,6 +51,8 @@ int lpm_decide_fault(lpm_server_t *s, uint64_t fp)
             return -1;
         }
     }
+    if (f->count && s->fault_seq >= f->count)
+        return -1; /* as many faults as asked for: no more */
     s->fault_tick++;
     if (f->every) {
         hit = s->fault_tick % f->every == 0;

@@ -74,7 +74,7 @@ static int opt_bool(lua_State *L, int t, const char *name, int def, int *present
 #define LPM_INT64_HI ((int64_t)9200000000000000000LL)
 
 static const char *const fault_keys[] = { "rate", "every", "seed", "kinds", "retry_after", "short",
-                                          NULL };
+                                          "count", NULL };
 
 /* Parses the faults value at stack index idx: nil/false (off) or a table. */
 static void parse_faults(lua_State *L, int idx, int arg, int64_t seed, lpm_faults_t *f)
@@ -93,6 +93,7 @@ static void parse_faults(lua_State *L, int idx, int arg, int64_t seed, lpm_fault
     f->every = (uint64_t)opt_int(L, idx, "every", 0, 0, 1000000000000000LL, NULL);
     f->seed = (uint64_t)opt_int(L, idx, "seed", seed, LPM_INT64_LO, LPM_INT64_HI, NULL);
     f->retry_after = opt_int(L, idx, "retry_after", 1, 0, 86400, NULL);
+    f->count = (uint64_t)opt_int(L, idx, "count", 0, 0, 1000000000000000LL, NULL);
     f->short_pages = lp_opt_seconds(L, idx, "short", 0, 0);
     if (f->short_pages > 1)
         lp_field_error(L, idx, "short", "must be a number in [0, 1]");

@@ -42,6 +42,7 @@ typedef struct {
     int kinds[LPM_F_COUNT];
     int nkinds;
     int64_t retry_after;  /* seconds, for 429 and 429_date */
+    uint64_t count;       /* at most this many faults, then none (0: no limit) */
     double short_pages;   /* fraction of completed results pages answered short (legal,
                              never empty; decided per run, offset and limit) */
 } lpm_faults_t;

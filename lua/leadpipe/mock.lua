@@ -32,6 +32,7 @@ local mockserver = require "leadpipe.mockserver"
 ---@field seed? integer default the server's seed
 ---@field kinds? string[] of mock.FAULT_KINDS ("429", "429_date", "500", "502", "503", "drop", "truncate")
 ---@field retry_after? integer seconds, for the 429s (default 1)
+---@field count? integer at most this many faults, then none (default: no limit)
 ---@field short? number fraction (0..1) of completed results pages answered with fewer rows
 ---than asked, never none (a legal answer: "a page may be shorter than limit"); the same
 ---page is as short each time it is asked for. Independent of rate/every and the kinds.
