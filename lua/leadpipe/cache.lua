@@ -45,12 +45,9 @@ Cache.__tostring = function(c)
 end
 
 -- ===== the two stores: get(key, page), set(key, value, ttl) =====
-
 -- A page's body is kept in Lua memory as a leadpipe.body (core.body: the same bytes, padded
--- for the decoder, which parses them in place instead of copying them first on each read).
-local function as_body(text)
-    return core.body(text)
-end
+-- for the decoder, which parses them in place instead of copying them first on each read);
+-- `page` says a get is for a page.
 
 local Dict = {}
 Dict.__index = Dict
@@ -79,7 +76,7 @@ function Dict:get(key, page)
     if v and copies then
         local left = self.dict:ttl(key) -- seconds the dict's entry has left (0: no limit)
         if left and left > 0 then
-            if page then v = as_body(v) end
+            if page then v = core.body(v) end
             copies:set(key, v, left)
         end
     end
@@ -238,7 +235,7 @@ end
 function Bound:put_page(aud, run_id, limit, offset, body)
     local c = self.cache
     if type(body) ~= "string" then return end
-    if c.kind == "memory" then body = as_body(body) end
+    if c.kind == "memory" then body = core.body(body) end
     if c.store:set(page_key(self, aud, run_id, limit, offset), body, c.ttl) then
         c.stores = c.stores + 1
     end
