@@ -98,12 +98,7 @@ local function child(l, job, aud)
     return { s = tonumber(dt), rows = tonumber(n), counts = a .. "/" .. r .. "/" .. c, rss = tonumber(rss) }
 end
 
-local function median(xs)
-    table.sort(xs)
-    local n = #xs
-    if n == 0 then return nil end
-    return n % 2 == 1 and xs[(n + 1) / 2] or (xs[n / 2] + xs[n / 2 + 1]) / 2
-end
+local median = require("bench.lib.stats").median
 
 local JOBS = { "people_all", "changes_all", "people_80", "changes_80" }
 print(format("client:changes on two completed daily runs of %d rows (the fake's churn), limit 500; "

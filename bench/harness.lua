@@ -17,7 +17,8 @@
 --   BENCH_STRICT=1: exit 3 when a target is missed (otherwise targets are only reported)
 --   LEADPIPE_BUILD (build/5.4), BENCH_JIT_BUILD (build/jit), BENCH_TIMEOUT (600 s per job)
 -- Exit status: 0 ok, 1 a contender failed or the counts disagree, 2 bad setup, 3 strict miss.
--- Helpers: bench/lib/shell.lua (processes, files), bench/lib/contenders.lua (who runs, how).
+-- Helpers: bench/lib/shell.lua (processes, files), bench/lib/contenders.lua (who runs, how),
+-- bench/lib/stats.lua (medians).
 package.path = "./?.lua;" .. package.path
 local core = require "leadpipe.core"
 local shell = require "bench.lib.shell"
@@ -69,15 +70,7 @@ local version, file_exists = shell.version, shell.file_exists
 
 -- ===== NUMBERS =====
 
-local function median(xs)
-    local s = {}
-    for i = 1, #xs do s[i] = xs[i] end
-    table.sort(s)
-    local n = #s
-    if n == 0 then return nil end
-    if n % 2 == 1 then return s[(n + 1) / 2] end
-    return (s[n / 2] + s[n / 2 + 1]) / 2
-end
+local median = require("bench.lib.stats").median
 
 local function thousands(n)
     local s = format("%d", n)

@@ -28,6 +28,7 @@ local mock = require "leadpipe.mock"
 local leadpipe = require "leadpipe"
 local core = require "leadpipe.core"
 local json = require "leadpipe.json"
+local median = require("bench.lib.stats").median
 
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 local QUICK = os.getenv("LEADPIPE_BENCH_RUNS") == "1" or os.getenv("BENCH_QUICK") == "1"
@@ -133,20 +134,13 @@ do
         end,
     }
     local CACHES = { "none", "memory", "shared", "shared_copies" }
-    local function median(xs)
-        local t = {}
-        for i, x in ipairs(xs) do t[i] = x end
-        table.sort(t)
-        local n = #t
-        return n % 2 == 1 and t[(n + 1) / 2] or (t[n / 2] + t[n / 2 + 1]) / 2
-    end
     for _, mode in ipairs({ "count", "people" }) do
         local check, urls, tot = checks[mode], {}, {}
         for _, cache in ipairs(CACHES) do
             urls[cache] = ngx_srv.url .. "/serve/read?limit=100&min_score=" .. MIN_SCORE .. "&cache=" .. cache
                 .. "&mode=" .. mode
             load(function() return urls[cache] end, 2, 0.3, check) -- the worker's client, its cache filled
-            tot[cache] = { rates = {}, ratios = {}, right = 0, wrong = 0, api = 0, cpu = 0, n = 0 }
+            tot[cache] = { rates = {}, ratios = {}, right = 0, wrong = 0, api = 0, cpu = 0 }
         end
         for _ = 1, ROUNDS do
             for _, cache in ipairs(CACHES) do
