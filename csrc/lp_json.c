@@ -415,7 +415,7 @@ static void sort_ids(lp_row_id_t *ids, size_t n)
     lp_row_id_t tmp[LP_IDS_BUCKETED];
     size_t at[257], i;
     if (n < 2)
-        return;
+        return; /* (ids may be NULL then) */
     if (n > LP_IDS_BUCKETED) {
         qsort(ids, n, sizeof(lp_row_id_t), cmp_row_id);
         return;
@@ -448,8 +448,7 @@ static void push_ids(lua_State *L, lp_sj_ids_t *ids, const char *prev, size_t np
     size_t i, j = 0;
     uint32_t dup_row = 0, dup_of = 0;
     luaL_Buffer b;
-    if (ids->n > 1) /* (no ids: the array may be NULL, which qsort must not get) */
-        sort_ids(ids->ids, ids->n);
+    sort_ids(ids->ids, ids->n); /* (no ids: the array may be NULL; sort_ids leaves it) */
     for (i = 0; i < ids->n; i++) {
         uint64_t h = ids->ids[i].hash, q = 0;
         uint32_t row = ids->ids[i].row;

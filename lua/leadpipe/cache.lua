@@ -44,10 +44,11 @@ Cache.__tostring = function(c)
     return "leadpipe.cache.memory(" .. c.max_bytes .. " bytes)"
 end
 
--- ===== the two stores: get(key, page), set(key, value, ttl) =====
--- A page's body is kept in Lua memory as a leadpipe.body (core.body: the same bytes, padded
--- for the decoder, which parses them in place instead of copying them first on each read);
--- `page` says a get is for a page.
+-- ===== the two stores: get(key), set(key, value, ttl) =====
+-- A page kept in Lua memory (by a memory cache, or as a worker copy) is a leadpipe.body
+-- (core.body: the same bytes, padded for the decoder, which parses them in place instead of
+-- copying them first on each read); so is a worker copy of latest_run's JSON, which
+-- core.decode reads alike.
 
 local Dict = {}
 Dict.__index = Dict
@@ -68,7 +69,7 @@ local function copies_fresh(self)
     return self.lru
 end
 
-function Dict:get(key, page)
+function Dict:get(key)
     local copies = self.worker_bytes and copies_fresh(self)
     local v = copies and copies:get(key)
     if v then return v end
@@ -76,7 +77,7 @@ function Dict:get(key, page)
     if v and copies then
         local left = self.dict:ttl(key) -- seconds the dict's entry has left (0: no limit)
         if left and left > 0 then
-            if page then v = core.body(v) end
+            v = core.body(v)
             copies:set(key, v, left)
         end
     end
@@ -226,7 +227,7 @@ end
 --- The stored body of that page, or nil.
 function Bound:page(aud, run_id, limit, offset)
     local c = self.cache
-    local body = c.store:get(page_key(self, aud, run_id, limit, offset), true)
+    local body = c.store:get(page_key(self, aud, run_id, limit, offset))
     if body then c.hits = c.hits + 1 else c.misses = c.misses + 1 end
     return body
 end
